@@ -1,0 +1,137 @@
+"""Validate a workflow config against the JSON schema and fill in the defaults."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from depthdif.errors import ConfigError
+
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a jsonschema validator so `properties` fill their `default` first."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # type: ignore[no-untyped-def]
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    def fill_additional(validator, additional, instance, schema):  # type: ignore[no-untyped-def]
+        # Fill defaults inside map-like sections (e.g. every scenario) too.
+        if isinstance(instance, dict) and isinstance(additional, dict):
+            known = set(schema.get("properties", {}))
+            for name, value in instance.items():
+                if name not in known:
+                    yield from validator.descend(value, additional, path=name)
+        elif additional is False and isinstance(instance, dict):
+            yield from validator_class.VALIDATORS["additionalProperties"](
+                validator, additional, instance, schema
+            )
+
+    return jsonschema.validators.extend(
+        validator_class, {"properties": set_defaults, "additionalProperties": fill_additional}
+    )
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return (
+            f"config key '{key}': unknown key(s) {extra}; allowed keys: {allowed}. "
+            "Check the spelling against config/README.md."
+        )
+    if error.validator == "enum":
+        return (
+            f"config key '{key}': value {error.instance!r} is not allowed; "
+            f"allowed values: {error.validator_value}."
+        )
+    if error.validator == "required":
+        return f"config key '{key}': {error.message}. Add it (see config/README.md)."
+    if error.validator == "oneOf":
+        options = [s.get("type", s.get("enum", "object")) for s in error.validator_value]
+        return (
+            f"config key '{key}': value {error.instance!r} has the wrong form; "
+            f"expected one of: {options} (see config/README.md)."
+        )
+    return f"config key '{key}': value {error.instance!r} is invalid: {error.message}."
+
+
+def validate_config(
+    config: dict[str, Any], schema_path: str | os.PathLike[str] = DEFAULT_SCHEMA
+) -> dict[str, Any]:
+    """Validate `config` in place, filling defaults; raise ConfigError naming the key.
+
+    Returns the same (now complete) dict. Cross-key rules that JSON schema cannot
+    express (region order, split fractions summing to 1, mode options) are checked too.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        # Deepest, most specific error first; report all of them.
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
+    _check_cross_keys(config)
+    return config
+
+
+def _check_cross_keys(config: dict[str, Any]) -> None:
+    region = config["data"]["region"]
+    if region["lat_min"] >= region["lat_max"]:
+        raise ConfigError(
+            f"config key 'data.region': lat_min ({region['lat_min']}) must be below "
+            f"lat_max ({region['lat_max']})."
+        )
+    if region["lon_min"] == region["lon_max"]:
+        raise ConfigError("config key 'data.region': lon_min and lon_max are equal.")
+    fractions = config["patches"]["split"]["fractions"]
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(
+            f"config key 'patches.split.fractions': {fractions} sum to {total:g}, not 1."
+        )
+    if config["patches"]["stride"] > config["patches"]["size"] * 4:
+        raise ConfigError(
+            "config key 'patches.stride': stride "
+            f"{config['patches']['stride']} skips most of the grid; use at most 4 × size."
+        )
+    for name, scenario in config["scenarios"].items():
+        if scenario["min_side"] > scenario["max_side"]:
+            raise ConfigError(
+                f"config key 'scenarios.{name}': min_side ({scenario['min_side']}) exceeds "
+                f"max_side ({scenario['max_side']})."
+            )
+        if scenario["mode"] == "argo" and not scenario["argo_paths"]:
+            raise ConfigError(
+                f"config key 'scenarios.{name}.argo_paths': mode 'argo' needs Argo "
+                "_prof.nc files (a path, glob or list)."
+            )
+    if config["data"]["source"] == "netcdf" and not config["data"]["netcdf"]["paths"]:
+        raise ConfigError(
+            "config key 'data.netcdf.paths': data.source is 'netcdf' but no files are given; "
+            "set a path or glob to your netCDF files."
+        )
+    params = config["model"]["diffusion"]["parameterization"]
+    if params == "epsilon" and config["objectives"]["ambient"]["require_x0_parameterization"]:
+        # Only fatal for the ambient objective; the trainer raises when it is actually used.
+        pass
+
+
+def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config, apply shallow per-section overrides, validate it."""
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    for key, value in (overrides or {}).items():
+        config[key] = value
+    return validate_config(config)
