@@ -1,0 +1,82 @@
+"""The samples netCDF: every method (learned or baseline) writes it, evaluation reads only it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from depthdif.io import atomic_output
+
+
+def write_samples(
+    path: str | os.PathLike[str],
+    *,
+    pred: np.ndarray,
+    truth: np.ndarray,
+    observed: np.ndarray,
+    valid: np.ndarray,
+    land: np.ndarray,
+    depth: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    time: np.ndarray,
+    patch_id: np.ndarray,
+    std: np.ndarray | None = None,
+    members: np.ndarray | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write CF netCDF reconstructions in degC.
+
+    Shapes: pred/truth/observed/valid/std (N,C,H,W); members (N,K,C,H,W); land (N,H,W);
+    depth (C,); lat (N,H); lon (N,W); time (N,) seconds since epoch; patch_id (N,).
+    Predictions and truth become NaN where not `valid`.
+    """
+    valid_b = valid.astype(bool)
+    nan_where_invalid = lambda a: np.where(valid_b, a, np.nan).astype(np.float32)  # noqa: E731
+    dims = ("patch", "depth", "y", "x")
+    std = np.zeros_like(pred) if std is None else std
+    data_vars: dict[str, Any] = {
+        "thetao_pred": (dims, nan_where_invalid(pred), _units("degC", "reconstructed sea water potential temperature (ensemble mean)")),
+        "thetao_std": (dims, nan_where_invalid(std), _units("degC", "ensemble standard deviation")),
+        "thetao_true": (dims, nan_where_invalid(truth), _units("degC", "true sea water potential temperature")),
+        "observed": (dims, observed.astype(np.int8), _units("1", "observation mask A (1 = observed)")),
+        "valid": (dims, valid.astype(np.int8), _units("1", "ocean at this depth (1 = valid)")),
+        "land": (("patch", "y", "x"), land.astype(np.int8), _units("1", "surface land (1 = land)")),
+    }
+    if members is not None:
+        data_vars["thetao_members"] = (
+            ("patch", "member", "depth", "y", "x"),
+            np.where(valid_b[:, None], members, np.nan).astype(np.float32),
+            _units("degC", "ensemble members"),
+        )
+    n_members = 1 if members is None else members.shape[1]
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "depth": ("depth", np.asarray(depth, np.float32), {"units": "m", "positive": "down", "standard_name": "depth"}),
+            "latitude": (("patch", "y"), np.asarray(lat, np.float32), {"units": "degrees_north", "standard_name": "latitude"}),
+            "longitude": (("patch", "x"), np.asarray(lon, np.float32), {"units": "degrees_east", "standard_name": "longitude"}),
+            "time": ("patch", np.asarray(time, "int64").astype("datetime64[s]").astype("datetime64[ns]")),
+            "patch_id": ("patch", np.asarray(patch_id).astype(str)),
+        },
+        attrs={"Conventions": "CF-1.8", "n_members": n_members, **dict(attrs or {})},
+    )
+    ds["thetao_pred"].attrs["standard_name"] = "sea_water_potential_temperature"
+    ds["thetao_true"].attrs["standard_name"] = "sea_water_potential_temperature"
+    encoding = {name: {"zlib": True, "complevel": 1} for name in ds.data_vars}
+    with atomic_output(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+
+
+def _units(units: str, long_name: str) -> dict[str, str]:
+    return {"units": units, "long_name": long_name}
+
+
+def open_samples(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Open a samples netCDF fully into memory (the file is closed afterwards)."""
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return ds.load()
