@@ -1,0 +1,136 @@
+"""Torch Dataset over a shard folder (see depthdif.shards), memory-mapped, no pickle."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from depthdif.errors import DataError
+from depthdif.io import seed_for
+from depthdif.shards import ARRAY_SPECS, read_manifest
+
+#: per-sample spatial arrays returned as float32 tensors
+SPATIAL = ("y", "y_valid", "x", "x_valid", "land", "eo")
+META = ("lat", "lon", "time", "patch_id")
+
+
+def _load(path: Path, mmap: bool) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read shard array {path} ({exc}); delete the shard folder and rerun") from exc
+
+
+def _names(manifest: dict[str, Any]) -> list[str]:
+    return [k for k in ARRAY_SPECS if k != "eo" or manifest["has_eo"]]
+
+
+def load_arrays(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """All shards of `folder` concatenated along the sample axis (contract names/dtypes)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    return {
+        name: np.concatenate([_load(folder / s["name"] / f"{name}.npy", mmap=False) for s in manifest["shards"]])
+        for name in _names(manifest)
+    }
+
+
+def patch_coords(lat: np.ndarray, lon: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """(N,4) float32: unit-sphere (x, y, z) of each patch centre and the year phase.
+
+    Centre latitude = mean of the row latitudes; centre longitude = circular mean of the
+    column longitudes (safe across the dateline). Year phase = day-of-year angle / 2π, i.e.
+    the elapsed fraction of the calendar year in [0, 1) (leap years handled by pandas).
+    """
+    phi = np.deg2rad(np.asarray(lat, np.float64).mean(axis=1))
+    lam_cols = np.deg2rad(np.asarray(lon, np.float64))
+    lam = np.arctan2(np.sin(lam_cols).mean(axis=1), np.cos(lam_cols).mean(axis=1))
+    t = pd.to_datetime(np.asarray(time, np.int64), unit="s")
+    year_start = t.to_period("Y").to_timestamp()
+    year_len = (year_start + pd.offsets.YearBegin(1)) - year_start
+    phase = np.asarray((t - year_start) / year_len, np.float64)
+    xyz = np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi), phase], axis=1)
+    return xyz.astype(np.float32)
+
+
+def augment_params(seed: int, epoch: int, index: int, square: bool) -> tuple[int, bool]:
+    """(k quarter-turns, horizontal flip) drawn from seed_for("augment", seed, epoch, index).
+
+    Non-square patches only get k in {0, 2} so shapes stay batchable.
+    """
+    rng = np.random.default_rng(seed_for("augment", seed, epoch, index))
+    k = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
+    return k, bool(rng.integers(2))
+
+
+class ShardDataset(Dataset):
+    """Items of a shard folder as tensors.
+
+    Item: `y, y_valid, x, x_valid` (C,H,W) float32; `land` (1,H,W) float32; `eo` (1,H,W)
+    float32 if `has_eo`; `coords` (4,) float32 (see `patch_coords`); `index` int64.
+    With `augment=True` one random rot90 + optional flip of the last two axes is applied
+    identically to every spatial tensor, drawn deterministically from (seed, epoch, index);
+    call `set_epoch` to vary it between epochs. `coords` are not augmented.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], augment: bool = False, seed: int = 0) -> None:
+        self.folder = Path(folder)
+        self.manifest: dict[str, Any] = read_manifest(self.folder)
+        self.augment = bool(augment)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.has_eo: bool = bool(self.manifest["has_eo"])
+        self.channels: int = int(self.manifest["channels"])
+        self.stats: dict[str, Any] = self.manifest["stats"]
+        spatial = [k for k in SPATIAL if k != "eo" or self.has_eo]
+        self._shards: list[dict[str, np.ndarray]] = [
+            {k: _load(self.folder / s["name"] / f"{k}.npy", mmap=True) for k in spatial}
+            for s in self.manifest["shards"]
+        ]
+        sizes = [len(s["y"]) for s in self._shards]
+        if sizes != [s["n"] for s in self.manifest["shards"]] or sum(sizes) != self.manifest["n"]:
+            raise DataError(f"{self.folder}: shard sizes {sizes} disagree with manifest.json; rerun the shards rule")
+        self._starts = np.cumsum([0, *sizes])
+        meta = {
+            k: np.concatenate([_load(self.folder / s["name"] / f"{k}.npy", mmap=False) for s in self.manifest["shards"]])
+            for k in META
+        }
+        self.lat: np.ndarray = meta["lat"]
+        self.lon: np.ndarray = meta["lon"]
+        self.time: np.ndarray = meta["time"]
+        self.patch_ids: np.ndarray = meta["patch_id"]
+        self.coords: np.ndarray = patch_coords(self.lat, self.lon, self.time)
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draw of this epoch (no effect without augment)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples in {self.folder}")
+        k = int(np.searchsorted(self._starts, index, side="right")) - 1
+        local = index - int(self._starts[k])
+        arrays = {name: np.asarray(a[local], dtype=np.float32) for name, a in self._shards[k].items()}
+        arrays["land"] = arrays["land"][None]
+        if self.augment:
+            h, w = arrays["y"].shape[-2:]
+            turns, flip = augment_params(self.seed, self.epoch, index, square=h == w)
+            for name, a in arrays.items():
+                a = np.rot90(a, turns, axes=(-2, -1))
+                arrays[name] = a[..., ::-1] if flip else a
+        item = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
+        item["coords"] = torch.from_numpy(self.coords[index].copy())
+        item["index"] = torch.tensor(index, dtype=torch.int64)
+        return item

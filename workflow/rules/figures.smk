@@ -1,0 +1,138 @@
+# Figures (results/figures/*.png), each flagged for `snakemake --report`.
+
+
+localrules:
+    plot_dataset,
+    plot_reconstruction,
+    plot_ambient_walkthrough,
+    plot_metrics,
+    plot_training_curves,
+    plot_ensembles,
+
+
+rule plot_dataset:
+    input:
+        shards="results/shards/{scenario}/test",
+    output:
+        figure=report(
+            "results/figures/dataset_{scenario}.png",
+            caption="../report/dataset.rst",
+            category="Data",
+            subcategory="{scenario}",
+        ),
+    params:
+        figures=config["figures"],
+    log:
+        "logs/plot_dataset/{scenario}.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_dataset.py"
+
+
+rule plot_reconstruction:
+    input:
+        unpack(lambda wildcards: samples_of(wildcards.scenario)),
+    output:
+        figure=report(
+            "results/figures/reconstruction_{scenario}.png",
+            caption="../report/reconstruction.rst",
+            category="Reconstructions",
+            subcategory="{scenario}",
+        ),
+    params:
+        figures=config["figures"],
+    log:
+        "logs/plot_reconstruction/{scenario}.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_reconstruction.py"
+
+
+rule plot_ambient_walkthrough:
+    input:
+        shards=f"results/shards/{SCENARIOS[0]}/train",
+    output:
+        figure=report(
+            "results/figures/ambient_walkthrough.png",
+            caption="../report/ambient_walkthrough.rst",
+            category="Data",
+        ),
+    params:
+        figures=config["figures"],
+        ambient=config["objectives"]["ambient"],
+    log:
+        "logs/plot_ambient_walkthrough/plot_ambient_walkthrough.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_ambient_walkthrough.py"
+
+
+rule plot_metrics:
+    input:
+        summary="results/metrics/summary.csv",
+    output:
+        vs_fraction=report(
+            "results/figures/metrics_vs_fraction.png",
+            caption="../report/metrics_vs_fraction.rst",
+            category="Metrics",
+        ),
+        by_depth=report(
+            "results/figures/rmse_by_depth.png",
+            caption="../report/rmse_by_depth.rst",
+            category="Metrics",
+        ),
+    params:
+        fractions={name: s["fraction"] for name, s in config["scenarios"].items()},
+        figures=config["figures"],
+    log:
+        "logs/plot_metrics/plot_metrics.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_metrics.py"
+
+
+rule plot_training_curves:
+    input:
+        **training_curves_inputs(),
+    output:
+        figure=report(
+            "results/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+        ),
+    params:
+        figures=config["figures"],
+    log:
+        "logs/plot_training_curves/plot_training_curves.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_training_curves.py"
+
+
+rule plot_ensembles:
+    input:
+        unpack(lambda wildcards: samples_of(SCENARIOS[0])),
+    output:
+        calibration=report(
+            "results/figures/calibration.png",
+            caption="../report/calibration.rst",
+            category="Reconstructions",
+        ),
+        spectra=report(
+            "results/figures/power_spectra.png",
+            caption="../report/power_spectra.rst",
+            category="Reconstructions",
+        ),
+    params:
+        figures=config["figures"],
+    log:
+        "logs/plot_ensembles/plot_ensembles.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_ensembles.py"

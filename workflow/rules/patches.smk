@@ -1,0 +1,39 @@
+# Patch extraction (one job per period) and the gather job (index, split, train stats).
+
+
+rule extract_patches:
+    input:
+        unpack(raw_files),
+    output:
+        patches="results/patches/{period}.npz",
+    params:
+        data=data_params(),
+        patches=extract_params(),
+    log:
+        "logs/extract_patches/{period}.log",
+    benchmark:
+        "results/benchmarks/extract_patches/{period}.tsv"
+    group:
+        "periods"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/extract_patches.py"
+
+
+rule gather_patches:
+    input:
+        patches=patch_files(),
+    output:
+        index="results/patches/index.parquet",
+        stats="results/patches/stats.json",
+    params:
+        patches=config["patches"],
+    log:
+        "logs/gather_patches/gather_patches.log",
+    benchmark:
+        "results/benchmarks/gather_patches/gather_patches.tsv"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/gather_patches.py"

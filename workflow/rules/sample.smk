@@ -1,0 +1,39 @@
+# Reconstructions of the test split: learned methods sample, baselines interpolate.
+# Every method writes the same samples netCDF, scored by the same code.
+
+
+rule sample_model:
+    input:
+        checkpoint="results/models/{scenario}/{learned}/model.ckpt",
+        test="results/shards/{scenario}/test",
+    output:
+        samples="results/samples/{scenario}/{learned}.nc",
+    params:
+        sample=sample_params,
+    log:
+        "logs/sample_model/{scenario}_{learned}.log",
+    benchmark:
+        "results/benchmarks/sample_model/{scenario}_{learned}.tsv"
+    threads: 2
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/sample_model.py"
+
+
+rule run_baseline:
+    input:
+        test="results/shards/{scenario}/test",
+        train="results/shards/{scenario}/train",
+    output:
+        samples="results/samples/{scenario}/{baseline}.nc",
+    params:
+        baseline=baseline_params,
+    log:
+        "logs/run_baseline/{scenario}_{baseline}.log",
+    benchmark:
+        "results/benchmarks/run_baseline/{scenario}_{baseline}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/run_baseline.py"

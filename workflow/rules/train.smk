@@ -1,0 +1,25 @@
+# Training: standard and ambient diffusion objectives and the deterministic unet baseline.
+# Resume state lives in results/checkpoints/ (not an output, so Snakemake never deletes it).
+
+
+rule train_model:
+    input:
+        train="results/shards/{scenario}/train",
+        val="results/shards/{scenario}/val",
+    output:
+        checkpoint="results/models/{scenario}/{objective}/model.ckpt",
+        metrics="results/models/{scenario}/{objective}/metrics.csv",
+    params:
+        model=config["model"],
+        objective=objective_params,
+        train=config["train"],
+        state_dir=lambda wildcards: f"results/checkpoints/{wildcards.scenario}/{wildcards.objective}",
+    log:
+        "logs/train_model/{scenario}_{objective}.log",
+    benchmark:
+        "results/benchmarks/train_model/{scenario}_{objective}.tsv"
+    threads: 2
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/train_model.py"

@@ -1,0 +1,21 @@
+"""Extract the patches of one period that pass the nodata filter."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+
+from depthdif.logs import log_to  # noqa: E402
+from depthdif.data.patches import extract_period  # noqa: E402
+
+with log_to(snakemake.log[0]) as log:
+    summary = extract_period(
+        snakemake.input.thetao,
+        snakemake.input.get("eo"),
+        snakemake.wildcards.period,
+        snakemake.params.data,
+        snakemake.params.patches,
+        snakemake.output.patches,
+        source_file=snakemake.input.thetao,
+    )
+    log.info("patches of %s: %s", snakemake.wildcards.period, summary)

@@ -1,0 +1,20 @@
+"""Reconstruct the test split with a trained model (ensembles for diffusion)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+
+from depthdif.logs import log_to  # noqa: E402
+from depthdif.inference import predict  # noqa: E402
+
+with log_to(snakemake.log[0]) as log:
+    result = predict(
+        snakemake.input.checkpoint,
+        snakemake.input.test,
+        snakemake.params.sample,
+        method=snakemake.wildcards.learned,
+        scenario=snakemake.wildcards.scenario,
+        out_nc=snakemake.output.samples,
+    )
+    log.info("sampling finished: %s", result)
