@@ -122,3 +122,13 @@ def test_bad_folder_raises_data_error(tmp_path: Path, folder: Path) -> None:
         (broken / s["name"]).symlink_to(folder / s["name"])
     with pytest.raises(DataError, match="disagree"):
         ShardDataset(broken)
+
+
+def test_pickled_dataset_reopens_maps(folder: Path) -> None:
+    import pickle  # only to emulate spawn-started DataLoader workers
+
+    ds = ShardDataset(folder)
+    ds[0]
+    blob = pickle.dumps(ds)
+    assert len(blob) < 20_000  # the arrays are not in the pickle
+    assert torch.equal(pickle.loads(blob)[4]["y"], ds[4]["y"])

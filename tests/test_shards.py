@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 
-from depthdif.errors import DataError
-from depthdif.shards import read_manifest, save_shards
+from depthdif.dataset import ShardDataset, load_arrays
+from depthdif.errors import ConfigError, DataError, NoPatchesError
+from depthdif.io import write_json
+from depthdif.masks import make_mask
+from depthdif.shards import read_manifest, save_shards, write_split_shards
 
 
 def _arrays(n: int = 5, c: int = 2, h: int = 4) -> dict[str, np.ndarray]:
@@ -65,3 +70,105 @@ def test_read_manifest_errors(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("{bad")
     with pytest.raises(DataError, match="not valid JSON"):
         read_manifest(tmp_path)
+
+
+# --- write_split_shards on a hand-built patch set (contract "Patches") ---------------------
+
+PERIODS = ("2015-01", "2015-02")
+C, S = 2, 12
+
+
+def _period_npz(path: Path, period: str, n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:S, :S]
+    y = 15.0 + 3.0 * np.sin(xx / 3.0 + rng.uniform(0, 6, (n, C, 1, 1))) - 4.0 * np.arange(C)[None, :, None, None]
+    y = np.broadcast_to(y, (n, C, S, S)).astype(np.float32).copy()
+    y[:, :, :3, :4] = np.nan  # land
+    y[:, 1, 3, :] = np.nan  # below the sea floor at depth 1 only
+    eo = y[:, :1] + rng.normal(0, 0.1, (n, 1, S, S)).astype(np.float32)
+    y0, x0 = np.zeros(n, np.int32), (np.arange(n) * S).astype(np.int32)
+    ids = np.array([f"{period}_y{a:05d}_x{b:05d}" for a, b in zip(y0, x0)][::-1], "<U64")  # unsorted on purpose
+    np.savez(
+        path, y=y, eo=eo, lat=np.tile(np.linspace(40, 43, S, dtype=np.float32), (n, 1)),
+        lon=np.tile(np.linspace(-30, -27, S, dtype=np.float32), (n, 1)), y0=y0, x0=x0,
+        time=np.full(n, 1420070400 + 2678400 * PERIODS.index(period), np.int64), patch_id=ids,
+        nodata_fraction=np.isnan(y).mean(axis=(1, 2, 3)).astype(np.float32), depth=np.array([0.5, 50.0], np.float32),
+    )
+    return list(ids)
+
+
+@pytest.fixture()
+def patch_set(tmp_path: Path) -> dict[str, object]:
+    files, rows = [], []
+    for k, period in enumerate(PERIODS):
+        path = tmp_path / "patches" / f"{period}.npz"
+        path.parent.mkdir(exist_ok=True)
+        ids = _period_npz(path, period, 3, k)
+        files.append(str(path))
+        rows += [{"patch_id": pid, "period": period, "split": "test" if pid.endswith("x00012") else "train"}
+                 for pid in ids]
+    index = pd.DataFrame(rows)
+    index.to_parquet(tmp_path / "patches" / "index.parquet")
+    stats = {"mean": [15.0, 11.0], "std": [2.0, 2.5], "eo_mean": 15.5, "eo_std": 2.0, "depth": [0.5, 50.0],
+             "n_patches": 4, "split": "train"}
+    write_json(tmp_path / "patches" / "stats.json", stats)
+    return {"index": tmp_path / "patches" / "index.parquet", "stats": tmp_path / "patches" / "stats.json",
+            "files": files, "rows": index, "out": tmp_path / "shards"}
+
+
+def test_write_split_shards_round_trip(patch_set: dict) -> None:
+    cfg = {"mode": "tracks", "fraction": 0.8, "seed": 5, "n_tracks": 2, "sample_every": 2}
+    out = patch_set["out"] / "tr" / "train"
+    summary = write_split_shards(patch_set["index"], patch_set["stats"], patch_set["files"], "tr", cfg, "train", 3, out)
+    assert summary["n"] == 4 and summary["n_shards"] == 2
+    m = read_manifest(out)
+    assert [s["n"] for s in m["shards"]] == [3, 1] and m["mask"] == cfg and m["depth"] == [0.5, 50.0]
+    arrays = load_arrays(out)
+    expected_ids = sorted(patch_set["rows"].query("split == 'train'")["patch_id"])
+    assert list(arrays["patch_id"]) == expected_ids
+    mean, std = np.array([15.0, 11.0])[:, None, None], np.array([2.0, 2.5])[:, None, None]
+    hidden = []
+    for i, pid in enumerate(expected_ids):
+        with np.load(Path(patch_set["files"][PERIODS.index(pid[:7])]), allow_pickle=False) as npz:
+            j = list(npz["patch_id"]).index(pid)
+            y, eo, lat, lon = npz["y"][j], npz["eo"][j], npz["lat"][j], npz["lon"][j]
+        valid = np.isfinite(y)
+        assert np.array_equal(arrays["y_valid"][i].astype(bool), valid)
+        assert np.array_equal(arrays["land"][i].astype(bool), ~valid[0])
+        np.testing.assert_allclose((arrays["y"][i] * std + mean)[valid], y[valid], rtol=1e-6)
+        assert np.all(arrays["y"][i][~valid] == 0)
+        observed = make_mask("tracks", valid[0], 0.8, 5, pid, cfg, lat=lat, lon=lon)
+        a = arrays["x_valid"][i].astype(bool)
+        assert np.array_equal(a, observed[None] & valid)
+        assert np.array_equal(arrays["x"][i][a], arrays["y"][i][a]) and np.all(arrays["x"][i][~a] == 0)
+        np.testing.assert_allclose(arrays["eo"][i, 0][valid[0]], (eo[0][valid[0]] - 15.5) / 2.0, rtol=1e-5)
+        assert np.all(arrays["eo"][i, 0][~valid[0]] == 0)
+        hidden.append(1 - observed.sum() / valid[0].sum())
+    assert m["hidden_fraction"] == pytest.approx(np.mean(hidden)) and abs(m["hidden_fraction"] - 0.8) < 0.01
+    ds = ShardDataset(out)
+    assert ds.patch_ids[3] == expected_ids[3] and torch.equal(ds[3]["x"], torch.from_numpy(arrays["x"][3]))
+    for f in out.rglob("*.npy"):
+        np.load(f, allow_pickle=False)
+
+
+def test_write_split_shards_errors(patch_set: dict) -> None:
+    cfg = {"mode": "pixel", "fraction": 0.9, "seed": 0}
+    args = (patch_set["index"], patch_set["stats"], patch_set["files"], "px", cfg)
+    with pytest.raises(NoPatchesError, match=r"'val'.*patches\.split\.fractions.*block_px"):
+        write_split_shards(*args, "val", 4, patch_set["out"] / "val")
+    assert not (patch_set["out"] / "val").exists()
+    with pytest.raises(DataError, match="2015-02"):
+        write_split_shards(patch_set["index"], patch_set["stats"], patch_set["files"][:1], "px", cfg, "test", 4,
+                           patch_set["out"] / "test")
+    with pytest.raises(ConfigError, match="argo_paths"):
+        write_split_shards(*args[:4], {"mode": "argo", "fraction": 0.9, "argo_paths": []}, "test", 4,
+                           patch_set["out"] / "test")
+
+
+def test_write_split_shards_argo(patch_set: dict, real_data_dir: Path) -> None:
+    cfg = {"mode": "argo", "fraction": 0.9, "seed": 1, "argo_paths": [str(real_data_dir / "argo" / "*_prof.nc")]}
+    out = patch_set["out"] / "argo" / "test"
+    summary = write_split_shards(patch_set["index"], patch_set["stats"], patch_set["files"], "argo", cfg, "test", 4, out)
+    assert summary["n"] == 2 and abs(summary["hidden_fraction"] - 0.9) < 0.01
+    arrays = load_arrays(out)
+    assert np.all(arrays["x_valid"] <= arrays["y_valid"]) and arrays["x_valid"][:, 0].sum() > 0

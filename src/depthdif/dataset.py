@@ -88,12 +88,9 @@ class ShardDataset(Dataset):
         self.has_eo: bool = bool(self.manifest["has_eo"])
         self.channels: int = int(self.manifest["channels"])
         self.stats: dict[str, Any] = self.manifest["stats"]
-        spatial = [k for k in SPATIAL if k != "eo" or self.has_eo]
-        self._shards: list[dict[str, np.ndarray]] = [
-            {k: _load(self.folder / s["name"] / f"{k}.npy", mmap=True) for k in spatial}
-            for s in self.manifest["shards"]
-        ]
-        sizes = [len(s["y"]) for s in self._shards]
+        self._spatial = [k for k in SPATIAL if k != "eo" or self.has_eo]
+        self._shards: list[dict[str, np.ndarray]] | None = None
+        sizes = [len(s["y"]) for s in self._open()]
         if sizes != [s["n"] for s in self.manifest["shards"]] or sum(sizes) != self.manifest["n"]:
             raise DataError(f"{self.folder}: shard sizes {sizes} disagree with manifest.json; rerun the shards rule")
         self._starts = np.cumsum([0, *sizes])
@@ -106,6 +103,19 @@ class ShardDataset(Dataset):
         self.time: np.ndarray = meta["time"]
         self.patch_ids: np.ndarray = meta["patch_id"]
         self.coords: np.ndarray = patch_coords(self.lat, self.lon, self.time)
+
+    def _open(self) -> list[dict[str, np.ndarray]]:
+        """Memory maps of every shard, opened lazily (again in each DataLoader worker)."""
+        if self._shards is None:
+            self._shards = [
+                {k: _load(self.folder / s["name"] / f"{k}.npy", mmap=True) for k in self._spatial}
+                for s in self.manifest["shards"]
+            ]
+        return self._shards
+
+    def __getstate__(self) -> dict[str, Any]:
+        # spawn-started workers re-open the maps instead of pickling the arrays
+        return {**self.__dict__, "_shards": None}
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -122,7 +132,8 @@ class ShardDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} samples in {self.folder}")
         k = int(np.searchsorted(self._starts, index, side="right")) - 1
         local = index - int(self._starts[k])
-        arrays = {name: np.asarray(a[local], dtype=np.float32) for name, a in self._shards[k].items()}
+        arrays = {name: np.array(a[local], dtype=np.float32)  # copy: mmap is read-only
+                  for name, a in self._open()[k].items()}
         arrays["land"] = arrays["land"][None]
         if self.augment:
             h, w = arrays["y"].shape[-2:]

@@ -8,7 +8,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from depthdif.config import validate_config  # noqa: E402
 from depthdif.data.periods import list_periods  # noqa: E402
 
-validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+validate_config(
+    config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+)
 
 SOURCE = config["data"]["source"]
 PERIODS = list_periods(config["data"])
@@ -117,7 +119,9 @@ def train_targets():
 
 
 def sample_targets():
-    return expand("results/samples/{scenario}/{method}.nc", scenario=SCENARIOS, method=METHODS)
+    return expand(
+        "results/samples/{scenario}/{method}.nc", scenario=SCENARIOS, method=METHODS
+    )
 
 
 def evaluate_targets():
@@ -154,7 +158,9 @@ def check_retrieval_credentials():
     """Stop before any job when Copernicus files are missing and nobody is logged in."""
     if SOURCE != "copernicus":
         return
-    missing = [p for p in PERIODS if not Path(f"resources/raw/{SOURCE}/{p}.nc").exists()]
+    missing = [
+        p for p in PERIODS if not Path(f"resources/raw/{SOURCE}/{p}.nc").exists()
+    ]
     if missing:
         from depthdif.data.copernicus import check_credentials
 

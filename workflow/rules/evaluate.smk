@@ -18,7 +18,11 @@ rule score:
 
 rule summarize:
     input:
-        scores=expand("results/metrics/{scenario}/{method}.csv", scenario=SCENARIOS, method=METHODS),
+        scores=expand(
+            "results/metrics/{scenario}/{method}.csv",
+            scenario=SCENARIOS,
+            method=METHODS,
+        ),
     output:
         summary=report(
             "results/metrics/summary.csv",

@@ -20,12 +20,12 @@ rule plot_dataset:
             category="Data",
             subcategory="{scenario}",
         ),
-    params:
-        figures=config["figures"],
     log:
         "logs/plot_dataset/{scenario}.log",
     conda:
         "../../envs/plots.yaml"
+    params:
+        figures=config["figures"],
     script:
         "../scripts/plot_dataset.py"
 
@@ -40,12 +40,12 @@ rule plot_reconstruction:
             category="Reconstructions",
             subcategory="{scenario}",
         ),
-    params:
-        figures=config["figures"],
     log:
         "logs/plot_reconstruction/{scenario}.log",
     conda:
         "../../envs/plots.yaml"
+    params:
+        figures=config["figures"],
     script:
         "../scripts/plot_reconstruction.py"
 
@@ -59,13 +59,13 @@ rule plot_ambient_walkthrough:
             caption="../report/ambient_walkthrough.rst",
             category="Data",
         ),
-    params:
-        figures=config["figures"],
-        ambient=config["objectives"]["ambient"],
     log:
         "logs/plot_ambient_walkthrough/plot_ambient_walkthrough.log",
     conda:
         "../../envs/plots.yaml"
+    params:
+        figures=config["figures"],
+        ambient=config["objectives"]["ambient"],
     script:
         "../scripts/plot_ambient_walkthrough.py"
 
@@ -84,13 +84,13 @@ rule plot_metrics:
             caption="../report/rmse_by_depth.rst",
             category="Metrics",
         ),
-    params:
-        fractions={name: s["fraction"] for name, s in config["scenarios"].items()},
-        figures=config["figures"],
     log:
         "logs/plot_metrics/plot_metrics.log",
     conda:
         "../../envs/plots.yaml"
+    params:
+        fractions={name: s["fraction"] for name, s in config["scenarios"].items()},
+        figures=config["figures"],
     script:
         "../scripts/plot_metrics.py"
 
@@ -104,12 +104,12 @@ rule plot_training_curves:
             caption="../report/training_curves.rst",
             category="Training",
         ),
-    params:
-        figures=config["figures"],
     log:
         "logs/plot_training_curves/plot_training_curves.log",
     conda:
         "../../envs/plots.yaml"
+    params:
+        figures=config["figures"],
     script:
         "../scripts/plot_training_curves.py"
 
@@ -128,11 +128,11 @@ rule plot_ensembles:
             caption="../report/power_spectra.rst",
             category="Reconstructions",
         ),
-    params:
-        figures=config["figures"],
     log:
         "logs/plot_ensembles/plot_ensembles.log",
     conda:
         "../../envs/plots.yaml"
+    params:
+        figures=config["figures"],
     script:
         "../scripts/plot_ensembles.py"

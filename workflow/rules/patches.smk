@@ -6,9 +6,6 @@ rule extract_patches:
         unpack(raw_files),
     output:
         patches="results/patches/{period}.npz",
-    params:
-        data=data_params(),
-        patches=extract_params(),
     log:
         "logs/extract_patches/{period}.log",
     benchmark:
@@ -17,6 +14,9 @@ rule extract_patches:
         "periods"
     conda:
         "../../envs/data.yaml"
+    params:
+        data=data_params(),
+        patches=extract_params(),
     script:
         "../scripts/extract_patches.py"
 
@@ -27,13 +27,13 @@ rule gather_patches:
     output:
         index="results/patches/index.parquet",
         stats="results/patches/stats.json",
-    params:
-        patches=config["patches"],
     log:
         "logs/gather_patches/gather_patches.log",
     benchmark:
         "results/benchmarks/gather_patches/gather_patches.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        patches=config["patches"],
     script:
         "../scripts/gather_patches.py"

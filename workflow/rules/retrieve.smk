@@ -12,13 +12,13 @@ onstart:
 rule retrieve:
     output:
         **retrieve_outputs(),
-    params:
-        data=data_params(),
     log:
         "logs/retrieve/{period}.log",
     benchmark:
         "results/benchmarks/retrieve/{period}.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        data=data_params(),
     script:
         "../scripts/retrieve.py"

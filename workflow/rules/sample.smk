@@ -8,15 +8,15 @@ rule sample_model:
         test="results/shards/{scenario}/test",
     output:
         samples="results/samples/{scenario}/{learned}.nc",
-    params:
-        sample=sample_params,
     log:
         "logs/sample_model/{scenario}_{learned}.log",
     benchmark:
         "results/benchmarks/sample_model/{scenario}_{learned}.tsv"
-    threads: 2
     conda:
         "../../envs/torch.yaml"
+    threads: 2
+    params:
+        sample=sample_params,
     script:
         "../scripts/sample_model.py"
 
@@ -27,13 +27,13 @@ rule run_baseline:
         train="results/shards/{scenario}/train",
     output:
         samples="results/samples/{scenario}/{baseline}.nc",
-    params:
-        baseline=baseline_params,
     log:
         "logs/run_baseline/{scenario}_{baseline}.log",
     benchmark:
         "results/benchmarks/run_baseline/{scenario}_{baseline}.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        baseline=baseline_params,
     script:
         "../scripts/run_baseline.py"

@@ -8,14 +8,14 @@ rule make_shards:
         patches=patch_files(),
     output:
         shards=directory("results/shards/{scenario}/{split}"),
-    params:
-        scenario=scenario_params,
-        shard_size=config["shards"]["shard_size"],
     log:
         "logs/make_shards/{scenario}_{split}.log",
     benchmark:
         "results/benchmarks/make_shards/{scenario}_{split}.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        scenario=scenario_params,
+        shard_size=config["shards"]["shard_size"],
     script:
         "../scripts/make_shards.py"

@@ -9,17 +9,17 @@ rule train_model:
     output:
         checkpoint="results/models/{scenario}/{objective}/model.ckpt",
         metrics="results/models/{scenario}/{objective}/metrics.csv",
+    log:
+        "logs/train_model/{scenario}_{objective}.log",
+    benchmark:
+        "results/benchmarks/train_model/{scenario}_{objective}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
     params:
         model=config["model"],
         objective=objective_params,
         train=config["train"],
         state_dir=lambda wildcards: f"results/checkpoints/{wildcards.scenario}/{wildcards.objective}",
-    log:
-        "logs/train_model/{scenario}_{objective}.log",
-    benchmark:
-        "results/benchmarks/train_model/{scenario}_{objective}.tsv"
-    threads: 2
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/train_model.py"

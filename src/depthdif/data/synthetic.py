@@ -1,0 +1,218 @@
+"""Synthetic GLORYS-like monthly ocean (offline default source), deterministic by (seed, period).
+
+Temperature at depth z (m, positive down) on a regular grid over ``data.region``::
+
+    T = T_deep(z') + (T_up - T_deep(z')) * exp(-max(z' - MLD, 0) / H(lat))   background
+        + A_s(lat) * season * [1 above MLD, exp(-(z - MLD)/40 m) below]       seasonal cycle
+        + a_e(lat) * E * exp(-z / 200 m)                                     surface eddies
+        + 0.7 * S * exp(-((z - 300 m) / 250 m)^2)                            subsurface anomaly
+
+with z' = z - 30 m * E (eddies heave the thermocline), T_up = meridional SST profile +
+meandering fronts, E and S independent unit-variance random fields with an isotropic
+k^-3 energy spectrum beyond the ``eddy_scale_km`` knee whose Fourier phases drift
+westward and decorrelate slowly month by month (so consecutive months are correlated).
+A static random bathymetry (coasts, shelves, islands) masks land as NaN; land grows with
+depth. The EO field is the surface smoothed by ``eo_smooth_px`` plus white noise.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy import fft
+
+from depthdif.data import cf
+from depthdif.data import periods as _periods
+from depthdif.errors import ConfigError
+from depthdif.io import seed_for
+
+#: The 50 depth levels (m) of GLORYS12 / GLO12 (cmems_glo12_thetao_column_0N0E.nc).
+GLORYS_DEPTHS = np.array([
+    0.494025, 1.541375, 2.645669, 3.819495, 5.078224, 6.440614, 7.92956, 9.572997,
+    11.405, 13.46714, 15.81007, 18.49556, 21.59882, 25.21141, 29.44473, 34.43415,
+    40.34405, 47.37369, 55.76429, 65.80727, 77.85385, 92.32607, 109.7293, 130.666,
+    155.8507, 186.1256, 222.4752, 266.0403, 318.1274, 380.213, 453.9377, 541.0889,
+    643.5668, 763.3331, 902.3393, 1062.44, 1245.291, 1452.251, 1684.284, 1941.893,
+    2225.078, 2533.336, 2865.703, 3220.82, 3597.032, 3992.484, 4405.224, 4833.291,
+    5274.784, 5727.917,
+])
+KM_PER_DEG = 111.32
+LAND_FRACTION = 0.10  # surface land share; shelves add a few % per 100 m below
+# Bathymetry (m) as a function of the ocean's rank distance to land u in [0, 1].
+_BATHY_U = np.array([0.0, 0.015, 0.03, 0.045, 0.15, 0.5, 1.0])
+_BATHY_Z = np.array([0.0, 60.0, 180.0, 350.0, 1500.0, 4000.0, 6000.0])
+_FRONTS = ((34.0, 1.5), (46.0, 2.5), (-40.0, 3.0), (-52.0, 2.5))  # (latitude, step degC)
+
+
+def glorys_levels(data_cfg: dict[str, Any]) -> np.ndarray:
+    """``data.depth_levels`` snapped to GLORYS levels (nearest value, or GLORYS index)."""
+    levels = np.asarray(data_cfg["depth_levels"], dtype=np.float64)
+    if data_cfg.get("depth_selection", "nearest") == "index":
+        if np.any(levels != np.round(levels)) or levels.min() < 0 or levels.max() >= GLORYS_DEPTHS.size:
+            raise ConfigError(
+                f"config key 'data.depth_levels' {levels.tolist()}: with depth_selection 'index' "
+                f"the synthetic source needs integer indices 0..{GLORYS_DEPTHS.size - 1}."
+            )
+        idx = levels.astype(np.int64)
+    else:
+        idx = np.abs(GLORYS_DEPTHS[None, :] - levels[:, None]).argmin(axis=1)
+    if len(set(idx.tolist())) != idx.size:
+        raise ConfigError(
+            f"config key 'data.depth_levels' {levels.tolist()}: several levels snap to the same "
+            f"GLORYS level ({GLORYS_DEPTHS[idx].round(2).tolist()}); pick distinct levels."
+        )
+    return GLORYS_DEPTHS[np.sort(idx)]
+
+
+def synthetic_grid(data_cfg: dict[str, Any], shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Cell-centre latitude, longitude over ``data.region`` (``shape`` overrides the resolution)."""
+    region = data_cfg["region"]
+    west, width = cf.lon_window(region)
+    height = float(region["lat_max"]) - float(region["lat_min"])
+    if shape is None:
+        res = float(data_cfg["synthetic"]["resolution"])
+        shape = (max(1, round(height / res)), max(1, round(width / res)))
+    ny, nx = shape
+    lat = region["lat_min"] + (np.arange(ny) + 0.5) * height / ny
+    lon = west + (np.arange(nx) + 0.5) * width / nx
+    return lat, lon
+
+
+def _period_month(period: str) -> int:
+    """Months since 1970-01 (``tNNNN`` counts months from 1970-01 too)."""
+    if _periods.is_index_period(period):
+        return _periods.time_index(period)
+    return _periods.month_number(period)
+
+
+def spectral_field(
+    shape: tuple[int, int],
+    spacing_km: tuple[float, float],
+    scale_km: float,
+    seed: int,
+    month: float = 0.0,
+    drift_km: float = 0.0,
+    jitter: float = 0.0,
+) -> np.ndarray:
+    """Unit-variance random field; 2-D spectrum P(k) = (1 + (2 scale k)^2)^-2 (E(k) ~ k^-3).
+
+    Mode k's phase advances by ``2 pi kx drift_km + jitter xi_k`` per month (westward drift
+    for drift_km > 0 plus random decorrelation), so the field evolves smoothly in `month`.
+    """
+    ny, nx = shape
+    rng = np.random.default_rng(seed)
+    ky = fft.fftfreq(ny, d=spacing_km[0])[:, None]
+    kx = fft.fftfreq(nx, d=spacing_km[1])[None, :]
+    amp = (1.0 + (2.0 * scale_km) ** 2 * (ky**2 + kx**2)) ** -1.0
+    amp[0, 0] = 0.0
+    coef = rng.standard_normal((ny, nx), dtype=np.float32) + 1j * rng.standard_normal((ny, nx), dtype=np.float32)
+    if drift_km or jitter:
+        xi = rng.standard_normal((ny, nx), dtype=np.float32)
+        coef *= np.exp(1j * month * (2 * np.pi * kx * drift_km + jitter * xi)).astype(np.complex64)
+    norm = np.sqrt(np.sum(amp**2)) / (ny * nx)
+    if norm == 0:  # 1x1 grid: no fluctuation
+        return np.zeros(shape, dtype=np.float32)
+    field = fft.ifft2(coef * amp.astype(np.float32), workers=1).real / norm
+    return field.astype(np.float32)
+
+
+def _bathymetry(shape: tuple[int, int], spacing: tuple[float, float], seed: int, land: bool) -> np.ndarray:
+    """Static sea-floor depth (m; 0 on land): rank transform of a coast-scale + island-scale field."""
+    if not land:
+        return np.full(shape, np.inf, dtype=np.float32)
+    field = spectral_field(shape, spacing, 400.0, seed_for(seed, "bathy-large"))
+    field += 0.45 * spectral_field(shape, spacing, 40.0, seed_for(seed, "bathy-small"))
+    rank = np.empty(field.size, dtype=np.float64)
+    rank[np.argsort(field, axis=None, kind="stable")] = (np.arange(field.size) + 0.5) / field.size
+    rank = rank.reshape(shape)
+    ocean_share = 1.0 - LAND_FRACTION
+    distance = np.clip((ocean_share - rank) / ocean_share, 0.0, 1.0)  # 0 at the coast
+    depth = np.interp(distance, _BATHY_U, _BATHY_Z)
+    depth[rank >= ocean_share] = 0.0
+    return depth.astype(np.float32)
+
+
+def _temperature(z: float, lat: np.ndarray, eddy: np.ndarray, sub: np.ndarray, meander: np.ndarray,
+                 season: float) -> np.ndarray:
+    """Temperature (degC) at depth `z` for the fields of one month (see module doc)."""
+    phi = np.radians(lat)
+    hemi = np.sign(lat) + (lat == 0)
+    t_surface = -1.0 + 29.5 * np.cos(phi) ** 1.6
+    fronts = sum(-np.sign(f) * dt / 2 * np.tanh((lat - f - 1.0 * meander) / 0.8) for f, dt in _FRONTS)
+    t_up = t_surface + fronts * np.exp(-z / 600.0)
+    winter = 0.5 * (1.0 - season * hemi)
+    mld = (15.0 + 150.0 * winter * np.clip(np.abs(lat) / 45.0, 0.15, 1.2)) * np.clip(1 + 0.25 * eddy, 0.5, 2.0)
+    thermocline = 150.0 + 400.0 * np.exp(-(((np.abs(lat) - 30.0) / 15.0) ** 2))
+    zz = np.maximum(z - 30.0 * eddy, 0.0)  # heave: warm eddies push isotherms down
+    t_deep = 1.0 + 3.5 * np.exp(-zz / 1000.0)
+    background = t_deep + (t_up - t_deep) * np.exp(-np.maximum(zz - mld, 0.0) / thermocline)
+    seasonal = 5.5 * np.sin(phi) * season * np.where(z <= mld, 1.0, np.exp(-np.maximum(z - mld, 0.0) / 40.0))
+    eddy_amp = 0.5 + 0.7 * np.exp(-(((np.abs(lat) - 38.0) / 10.0) ** 2))
+    anomaly = eddy_amp * eddy * np.exp(-z / 200.0) + 0.7 * sub * np.exp(-(((z - 300.0) / 250.0) ** 2))
+    return (background + seasonal + anomaly).astype(np.float32)
+
+
+def synthetic_period_dataset(
+    period: str, data_cfg: dict[str, Any], shape: tuple[int, int] | None = None, eo: bool = True
+) -> xr.Dataset:
+    """``thetao(1, C, H, W)`` degC (+ ``analysed_sst(1, H, W)`` when `eo`) for one period.
+
+    ``shape=(ny, nx)`` overrides the grid size over ``data.region`` (e.g. a global 1/12°
+    grid for benchmarks); the depth levels are ``data.depth_levels`` snapped to GLORYS.
+    """
+    syn = data_cfg["synthetic"]
+    seed = int(syn["seed"])
+    lat, lon = synthetic_grid(data_cfg, shape)
+    ny, nx = lat.size, lon.size
+    dlat = (lat[1] - lat[0]) if ny > 1 else 1.0
+    dlon = (lon[1] - lon[0]) if nx > 1 else 1.0
+    spacing = (dlat * KM_PER_DEG, dlon * KM_PER_DEG * max(np.cos(np.radians(lat.mean())), 0.1))
+    month = _period_month(period)
+    scale = float(syn["eddy_scale_km"])
+    eddy = spectral_field((ny, nx), spacing, scale, seed_for(seed, "eddy"), month, drift_km=40.0, jitter=0.35)
+    sub = spectral_field((ny, nx), spacing, 1.5 * scale, seed_for(seed, "subsurface"), month, drift_km=20.0, jitter=0.25)
+    meander = spectral_field((ny, nx), spacing, 3.0 * scale, seed_for(seed, "meander"), month, drift_km=30.0, jitter=0.2)
+    bathy = _bathymetry((ny, nx), spacing, seed, bool(syn["land"]))
+    # Seasonal phase: +1 in late August (NH summer), mid-month.
+    season = float(np.cos(2 * np.pi * ((month % 12 + 0.5) / 12.0 - 0.65)))
+    lat2 = np.broadcast_to(lat[:, None], (ny, nx))
+
+    depths = glorys_levels(data_cfg)
+    thetao = np.empty((1, depths.size, ny, nx), dtype=np.float32)
+    for c, z in enumerate(depths):
+        level = _temperature(float(z), lat2, eddy, sub, meander, season)
+        level[bathy <= z] = np.nan
+        thetao[0, c] = level
+    time = np.array([np.datetime64("1970-01", "M") + month], dtype="datetime64[ns]")
+    ds = cf.make_dataset(
+        thetao, time=time, depth=depths, latitude=lat, longitude=lon,
+        attrs={"source_variable": "synthetic"}, source=f"depthdif synthetic ocean (seed {seed})",
+    )
+    ds.attrs.update(period=period, synthetic_seed=seed)
+    if eo:
+        surface = thetao[0, 0] if depths[0] == GLORYS_DEPTHS[0] else _temperature(
+            float(GLORYS_DEPTHS[0]), lat2, eddy, sub, meander, season)
+        sst = cf.smooth_nan(np.where(bathy > GLORYS_DEPTHS[0], surface, np.nan), float(syn["eo_smooth_px"]))
+        rng = np.random.default_rng(seed_for(seed, period, "eo"))
+        sst = sst + rng.normal(0.0, float(syn["eo_noise_std"]), sst.shape).astype(np.float32)
+        ds["analysed_sst"] = (("time", "latitude", "longitude"), sst[None].astype(np.float32), {
+            "units": "degC", "standard_name": "sea_surface_foundation_temperature",
+            "long_name": "synthetic analysed SST (smoothed surface + noise)",
+        })
+    return ds
+
+
+def write_synthetic_period(
+    period: str,
+    data_cfg: dict[str, Any],
+    thetao_path: str | os.PathLike[str],
+    eo_path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Write the raw thetao file (and the EO file when `eo_path`) of one synthetic period."""
+    ds = synthetic_period_dataset(period, data_cfg, eo=eo_path is not None)
+    cf.write_cf(ds[["thetao"]], thetao_path)
+    if eo_path is not None:
+        cf.write_cf(ds[["analysed_sst"]].drop_vars("depth", errors="ignore"), eo_path)

@@ -1,0 +1,256 @@
+"""Training objectives: standard conditional diffusion, ambient diffusion, deterministic U-Net.
+
+Batch (normalised units): y, y_valid, x = A ⊙ y, x_valid = A (B,C,H,W); land (B,1,H,W);
+optional eo (B,1,H,W); coords (B,4). The denoiser sees concat(x_t, concat(x, A, eo?)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from depthdif.diffusion.schedule import DiffusionConfigError, NoiseSchedule
+
+Objective = Literal["standard", "ambient", "unet"]
+Parameterization = Literal["x0", "epsilon"]
+LossMask = Literal["valid", "missing", "all"]
+
+
+def condition_channels(channels: int, use_eo: bool, use_mask_channels: bool) -> int:
+    """Channels of concat(x, A?, eo?): C + C·mask + 1·eo."""
+    return channels * (2 if use_mask_channels else 1) + (1 if use_eo else 0)
+
+
+def build_condition(
+    x: Tensor,
+    x_valid: Tensor,
+    eo: Tensor | None = None,
+    *,
+    use_mask_channels: bool = True,
+    use_eo: bool = True,
+) -> Tensor:
+    """cond = concat(x, A, eo) along channels (A and eo only when enabled)."""
+    parts = [x]
+    if use_mask_channels:
+        parts.append(x_valid.to(x.dtype))
+    if use_eo:
+        if eo is None:
+            raise DiffusionConfigError(
+                "model.conditioning.eo is true but the batch has no 'eo': set data.eo to "
+                "'surface' or 'ostia', or model.conditioning.eo to false"
+            )
+        parts.append(eo.to(x.dtype))
+    return torch.cat(parts, dim=1)
+
+
+def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Σ m (pred - target)² / max(Σ m, 1), with m broadcast to pred's shape."""
+    mask = mask.to(pred.dtype).expand_as(pred)
+    return (mask * (pred - target).square()).sum() / mask.sum().clamp_min(1)
+
+
+def standard_loss_mask(
+    y_valid: Tensor, x_valid: Tensor, loss_mask: LossMask, *, key: str = "objectives.standard.loss_mask"
+) -> Tensor:
+    """valid → y_valid; missing → y_valid ⊙ (1 - A); all → ones (includes land and sea floor)."""
+    if loss_mask == "valid":
+        return y_valid
+    if loss_mask == "missing":
+        return y_valid * (1 - x_valid)
+    if loss_mask == "all":
+        return torch.ones_like(y_valid)
+    raise DiffusionConfigError(f"{key} = {loss_mask!r}: use 'valid', 'missing' or 'all'")
+
+
+def ambient_masks(
+    x_valid: Tensor,
+    further_drop_prob: float,
+    min_kept: int,
+    shared_spatial: bool,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Ã = B ⊙ A, B ~ Bernoulli(1 - δ) (one draw per (b, h, w) when shared_spatial, else per value).
+
+    Ã ≤ A always. Each sample keeps at least min(min_kept, #observed positions) observed
+    (h, w) positions: randomly chosen dropped ones get their whole observed column back.
+    """
+    observed = x_valid > 0.5
+    b, c, h, w = observed.shape
+    draw_shape = (b, 1, h, w) if shared_spatial else (b, c, h, w)
+    keep = torch.rand(draw_shape, generator=generator, device=x_valid.device) >= further_drop_prob
+    kept = keep & observed
+    if min_kept > 0:
+        obs_pos = observed.any(dim=1).reshape(b, -1)
+        kept_pos = kept.any(dim=1).reshape(b, -1)
+        deficit = (obs_pos.sum(1).clamp(max=min_kept) - kept_pos.sum(1)).clamp_min(0)
+        candidates = obs_pos & ~kept_pos
+        # random rank among the dropped observed positions; re-enable the `deficit` first ones
+        score = torch.rand(obs_pos.shape, generator=generator, device=x_valid.device)
+        score = torch.where(candidates, score, -1.0)
+        order = score.argsort(dim=1, descending=True)
+        rank = torch.empty_like(order).scatter_(
+            1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
+        )
+        enable = candidates & (rank < deficit[:, None])
+        kept = kept | (enable.reshape(b, 1, h, w) & observed)
+    return kept.to(x_valid.dtype)
+
+
+def _check_parameterization(parameterization: str) -> None:
+    if parameterization not in ("x0", "epsilon"):
+        raise DiffusionConfigError(
+            f"model.diffusion.parameterization = {parameterization!r}: use 'x0' or 'epsilon'"
+        )
+
+
+def _sample_t_noise(
+    schedule: NoiseSchedule, like: Tensor, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """t ~ U{0..T-1} per sample and ε ~ N(0, I) shaped like `like`."""
+    t = torch.randint(
+        0, schedule.timesteps, (like.shape[0],), generator=generator, device=like.device
+    )
+    noise = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    return t, noise
+
+
+def _batch_logs(batch: Mapping[str, Any]) -> dict[str, float]:
+    """observed_fraction = ΣA / Σy_valid; field_std = std of y over valid values."""
+    valid = batch["y_valid"] > 0.5
+    y_valid_values = batch["y"][valid]
+    return {
+        "observed_fraction": float(batch["x_valid"].sum() / valid.sum().clamp_min(1)),
+        "field_std": float(y_valid_values.std()) if y_valid_values.numel() > 1 else 0.0,
+    }
+
+
+def standard_loss(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    batch: Mapping[str, Any],
+    *,
+    objective_cfg: Mapping[str, Any],
+    parameterization: Parameterization,
+    use_eo: bool,
+    use_mask_channels: bool,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """E_t,ε ‖M ⊙ (f(q_sample(y, t, ε), t, cond) - target)‖², target = y (x0) or ε (epsilon)."""
+    y = batch["y"]
+    t, noise = _sample_t_noise(schedule, y, generator)
+    x_t = schedule.q_sample(y, t, noise)
+    cond = build_condition(
+        batch["x"], batch["x_valid"], batch.get("eo"),
+        use_mask_channels=use_mask_channels, use_eo=use_eo,
+    )
+    pred = model(x_t, t, cond, batch.get("coords"))
+    target = y if parameterization == "x0" else noise
+    mask = standard_loss_mask(batch["y_valid"], batch["x_valid"], objective_cfg["loss_mask"])
+    return masked_mse(pred, target, mask)
+
+
+def ambient_loss(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    batch: Mapping[str, Any],
+    *,
+    objective_cfg: Mapping[str, Any],
+    parameterization: Parameterization,
+    use_eo: bool,
+    use_mask_channels: bool,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Ambient diffusion (Daras et al. 2023): ‖A ⊙ (f(x_t, t, cond(Ã ⊙ x, Ã)) - x)‖², Ã ⊆ A.
+
+    x_t = q_sample(x, t, ε), optionally Ã ⊙ x_t. Only x and A are read: dense y never
+    enters. Returns (loss, Ã).
+    """
+    if parameterization == "epsilon" and objective_cfg["require_x0_parameterization"]:
+        raise DiffusionConfigError(
+            "the ambient objective needs model.diffusion.parameterization = 'x0' (got 'epsilon'); "
+            "set it to x0 or objectives.ambient.require_x0_parameterization to false"
+        )
+    x, a = batch["x"], batch["x_valid"]
+    a_tilde = ambient_masks(
+        a,
+        float(objective_cfg["further_drop_prob"]),
+        int(objective_cfg["min_kept_observed_pixels"]),
+        bool(objective_cfg["shared_spatial_mask"]),
+        generator=generator,
+    )
+    t, noise = _sample_t_noise(schedule, x, generator)
+    x_t = schedule.q_sample(x, t, noise)
+    if objective_cfg["mask_noisy_branch"]:
+        x_t = a_tilde * x_t
+    cond = build_condition(
+        a_tilde * x, a_tilde, batch.get("eo"), use_mask_channels=use_mask_channels, use_eo=use_eo
+    )
+    pred = model(x_t, t, cond, batch.get("coords"))
+    if parameterization == "epsilon":
+        pred = schedule.predict_x0_from_eps(x_t, t, pred)
+    # S = A ⊙ y_valid: A ⊆ y_valid by construction, so this is A (y_valid only guards it)
+    return masked_mse(pred, x, a * batch["y_valid"]), a_tilde
+
+
+def regression_loss(
+    model: nn.Module,
+    batch: Mapping[str, Any],
+    *,
+    objective_cfg: Mapping[str, Any],
+    use_eo: bool,
+    use_mask_channels: bool,
+) -> Tensor:
+    """Deterministic U-Net baseline: ‖M ⊙ (f(0, t=0, cond) - y)‖²."""
+    y = batch["y"]
+    cond = build_condition(
+        batch["x"], batch["x_valid"], batch.get("eo"),
+        use_mask_channels=use_mask_channels, use_eo=use_eo,
+    )
+    t = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
+    pred = model(torch.zeros_like(y), t, cond, batch.get("coords"))
+    mask = standard_loss_mask(
+        batch["y_valid"], batch["x_valid"], objective_cfg["loss_mask"],
+        key="objectives.unet.loss_mask",
+    )
+    return masked_mse(pred, y, mask)
+
+
+def training_loss(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    batch: Mapping[str, Any],
+    *,
+    objective: Objective,
+    objective_cfg: Mapping[str, Any],
+    parameterization: Parameterization,
+    use_eo: bool,
+    use_mask_channels: bool,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """Loss of one batch for `objective` and float logs (loss, observed_fraction, field_std,
+    kept_fraction = ΣÃ/ΣA for ambient)."""
+    _check_parameterization(parameterization)
+    logs = _batch_logs(batch)
+    common: dict[str, Any] = dict(
+        objective_cfg=objective_cfg, use_eo=use_eo, use_mask_channels=use_mask_channels
+    )
+    if objective == "standard":
+        loss = standard_loss(
+            model, schedule, batch, parameterization=parameterization, generator=generator, **common
+        )
+    elif objective == "ambient":
+        loss, a_tilde = ambient_loss(
+            model, schedule, batch, parameterization=parameterization, generator=generator, **common
+        )
+        logs["kept_fraction"] = float(a_tilde.sum() / batch["x_valid"].sum().clamp_min(1))
+    elif objective == "unet":
+        loss = regression_loss(model, batch, **common)
+    else:
+        raise DiffusionConfigError(
+            f"objective {objective!r} is unknown: use 'standard', 'ambient' or 'unet'"
+        )
+    logs["loss"] = float(loss.detach())
+    return loss, logs

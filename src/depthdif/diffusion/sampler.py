@@ -1,0 +1,176 @@
+"""Reverse-process samplers (DDPM ancestral, DDIM) with optional clamping of known pixels.
+
+`model_fn(x_t, t) -> prediction` (x0 or ε) closes over the condition; t is the (B,) long
+tensor of the real training timestep. Ensembles: repeat the condition with
+`repeat_for_members` and regroup the output with `split_members`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from depthdif.diffusion.schedule import DiffusionConfigError, NoiseSchedule
+
+ModelFn = Callable[[Tensor, Tensor], Tensor]
+Clamp = Literal["none", "overwrite", "renoise"]
+
+
+def ddim_timesteps(timesteps: int, steps: int) -> Tensor:
+    """round(linspace(T-1, 0, steps)), unique, strictly descending (T values at most)."""
+    if steps < 1:
+        raise DiffusionConfigError(f"sample.steps = {steps}: need at least 1 sampling step")
+    grid = torch.linspace(timesteps - 1, 0, min(steps, timesteps), dtype=torch.float64)
+    return torch.unique(torch.floor(grid + 0.5).long()).flip(0)
+
+
+def repeat_for_members(tensor: Tensor, k: int) -> Tensor:
+    """(B, ...) → (B·k, ...), member-minor: row b·k + m is member m of sample b."""
+    return tensor.repeat_interleave(k, dim=0)
+
+
+def split_members(tensor: Tensor, k: int) -> Tensor:
+    """(B·k, ...) → (B, k, ...), the inverse grouping of `repeat_for_members`."""
+    if tensor.shape[0] % k:
+        raise ValueError(f"batch of {tensor.shape[0]} is not a multiple of {k} members")
+    return tensor.reshape(tensor.shape[0] // k, k, *tensor.shape[1:])
+
+
+def _randn(shape: Sequence[int], like: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
+
+
+def _full_t(t: int, batch: int, device: torch.device) -> Tensor:
+    return torch.full((batch,), t, dtype=torch.long, device=device)
+
+
+def ddim_sigma(alpha_cumprod: float, alpha_cumprod_prev: float, eta: float) -> float:
+    """σ = η √((1-ᾱ_prev)/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_prev); η = 1 between consecutive t is DDPM's β̃_t."""
+    a, a_prev = alpha_cumprod, alpha_cumprod_prev
+    return eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
+
+
+def clamp_known(
+    x: Tensor,
+    schedule: NoiseSchedule,
+    t_prev: int,
+    *,
+    known: Tensor | None,
+    known_mask: Tensor | None,
+    clamp: Clamp,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Replace x_{t_prev} on A by `known` (overwrite) or q_sample(known, t_prev, ε) (renoise).
+
+    t_prev < 0 means the final x0: both modes then insert `known` exactly.
+    """
+    if clamp not in ("none", "overwrite", "renoise"):
+        raise DiffusionConfigError(
+            f"sample.clamp_known_pixels = {clamp!r}: use 'none', 'overwrite' or 'renoise'"
+        )
+    if clamp == "none" or known is None:
+        return x
+    if known_mask is None:
+        raise ValueError("clamping known pixels needs known_mask (the observation mask A)")
+    target = known.to(x.dtype)
+    if clamp == "renoise" and t_prev >= 0:
+        t = _full_t(t_prev, x.shape[0], x.device)
+        target = schedule.q_sample(target, t, _randn(x.shape, x, generator))
+    return torch.where(known_mask > 0.5, target, x)
+
+
+def _x0_eps(
+    schedule: NoiseSchedule,
+    x_t: Tensor,
+    t: Tensor,
+    pred: Tensor,
+    parameterization: str,
+    clip_x0: float | None,
+) -> tuple[Tensor, Tensor]:
+    """(x0, ε) from the model output; with clip_x0, x0 ∈ [-c, c] and ε recomputed from it."""
+    if parameterization == "x0":
+        x0 = pred
+    elif parameterization == "epsilon":
+        x0 = schedule.predict_x0_from_eps(x_t, t, pred)
+    else:
+        raise DiffusionConfigError(
+            f"model.diffusion.parameterization = {parameterization!r}: use 'x0' or 'epsilon'"
+        )
+    if clip_x0 is not None:
+        x0 = x0.clamp(-clip_x0, clip_x0)
+    elif parameterization == "epsilon":
+        return x0, pred
+    return x0, schedule.predict_eps_from_x0(x_t, t, x0)
+
+
+@torch.no_grad()
+def ddim_sample(
+    model_fn: ModelFn,
+    schedule: NoiseSchedule,
+    shape: Sequence[int],
+    *,
+    steps: int,
+    eta: float = 0.0,
+    parameterization: str = "x0",
+    known: Tensor | None = None,
+    known_mask: Tensor | None = None,
+    clamp: Clamp = "none",
+    generator: torch.Generator | None = None,
+    x_T: Tensor | None = None,
+    clip_x0: float | None = None,
+) -> Tensor:
+    """DDIM (Song et al. 2021) over `ddim_timesteps`, ᾱ_prev = 1 after the last (t = 0) step:
+
+    x_prev = √ᾱ_prev x0 + √(1-ᾱ_prev-σ²) ε + σ z,  σ = η √((1-ᾱ_prev)/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_prev).
+    """
+    device = schedule.betas.device
+    x = x_T.to(device) if x_T is not None else _randn(shape, schedule.betas, generator)
+    ac = schedule.alphas_cumprod.double()
+    times = ddim_timesteps(schedule.timesteps, steps).tolist()
+    for i, t in enumerate(times):
+        t_prev = times[i + 1] if i + 1 < len(times) else -1
+        tt = _full_t(t, x.shape[0], device)
+        x0, eps = _x0_eps(schedule, x, tt, model_fn(x, tt), parameterization, clip_x0)
+        a, a_prev = float(ac[t]), (float(ac[t_prev]) if t_prev >= 0 else 1.0)
+        sigma = ddim_sigma(a, a_prev, eta)
+        x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
+        if sigma > 0:
+            x = x + sigma * _randn(x.shape, x, generator)
+        x = clamp_known(
+            x, schedule, t_prev, known=known, known_mask=known_mask, clamp=clamp,
+            generator=generator,
+        )
+    return x
+
+
+@torch.no_grad()
+def ddpm_sample(
+    model_fn: ModelFn,
+    schedule: NoiseSchedule,
+    shape: Sequence[int],
+    *,
+    parameterization: str,
+    known: Tensor | None = None,
+    known_mask: Tensor | None = None,
+    clamp: Clamp = "none",
+    generator: torch.Generator | None = None,
+    x_T: Tensor | None = None,
+    clip_x0: float | None = None,
+) -> Tensor:
+    """Ancestral sampling (Ho et al. 2020): x_{t-1} ~ q(x_{t-1} | x_t, x̂0), t = T-1 … 0 (no noise at 0)."""
+    device = schedule.betas.device
+    x = x_T.to(device) if x_T is not None else _randn(shape, schedule.betas, generator)
+    for t in range(schedule.timesteps - 1, -1, -1):
+        tt = _full_t(t, x.shape[0], device)
+        x0, _ = _x0_eps(schedule, x, tt, model_fn(x, tt), parameterization, clip_x0)
+        mean, _, log_var = schedule.q_posterior(x0, x, tt)
+        x = mean + (0.5 * log_var).exp() * _randn(x.shape, x, generator) if t > 0 else x0
+        x = clamp_known(
+            x, schedule, t - 1, known=known, known_mask=known_mask, clamp=clamp,
+            generator=generator,
+        )
+    return x

@@ -1,0 +1,98 @@
+"""End-to-end: the real `snakemake` builds the data half on the tiny config and reruns exactly
+what a config change touches."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workflow_runner import make_workdir, planned_jobs, read_config, snakemake, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def data_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = make_workdir(tmp_path_factory.mktemp("wf_data"))
+    snakemake(workdir, "--cores", "2", "data")
+    return workdir
+
+
+def test_data_target_writes_index_stats_and_shards(data_workdir: Path) -> None:
+    index = pd.read_parquet(data_workdir / "results/patches/index.parquet")
+    # 2 periods × (48×32 grid / 16-px tiles = 6 tiles), no land in the tiny config.
+    assert len(index) == 12
+    assert set(index["split"]) == {"train", "val", "test"}
+    stats = json.loads((data_workdir / "results/patches/stats.json").read_text())
+    assert len(stats["mean"]) == len(stats["std"]) == 2
+    assert stats["mean"][0] > stats["mean"][1]  # the surface is warmer than 47 m on average
+    for scenario in ("tracks90", "pixel80"):
+        total = 0
+        for split in ("train", "val", "test"):
+            manifest = json.loads(
+                (data_workdir / f"results/shards/{scenario}/{split}/manifest.json").read_text()
+            )
+            assert manifest["n"] == int((index["split"] == split).sum())
+            total += manifest["n"]
+            x = np.load(data_workdir / f"results/shards/{scenario}/{split}/shard-0000/x_valid.npy")
+            assert x.dtype == np.uint8 and x.shape[1:] == (2, 16, 16)
+        assert total == len(index)
+    for rule in ("retrieve", "extract_patches", "gather_patches", "make_shards"):
+        assert list((data_workdir / "logs" / rule).iterdir()), rule
+        assert list((data_workdir / "results/benchmarks" / rule).iterdir()), rule
+
+
+def test_second_dry_run_has_nothing_to_do(data_workdir: Path) -> None:
+    proc = snakemake(data_workdir, "-n", "data")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert planned_jobs(proc.stdout) == []
+
+
+def _dry_run_after(workdir: Path, edit) -> list[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped-def]
+    original = read_config(workdir)
+    changed = read_config(workdir)
+    edit(changed)
+    write_config(workdir, changed)
+    try:
+        return planned_jobs(snakemake(workdir, "-n", "data").stdout)
+    finally:
+        write_config(workdir, original)
+
+
+def test_changing_one_scenario_fraction_plans_only_its_shards(data_workdir: Path) -> None:
+    def edit(config: dict) -> None:
+        config["scenarios"]["tracks90"]["fraction"] = 0.85
+
+    jobs = _dry_run_after(data_workdir, edit)
+    assert sorted((rule, w.get("scenario"), w.get("split")) for rule, w in jobs) == [
+        ("make_shards", "tracks90", "test"),
+        ("make_shards", "tracks90", "train"),
+        ("make_shards", "tracks90", "val"),
+    ]
+
+
+def test_changing_max_nodata_fraction_replans_extraction_not_retrieval(data_workdir: Path) -> None:
+    def edit(config: dict) -> None:
+        config["patches"]["max_nodata_fraction"] = 0.3
+
+    counts = Counter(rule for rule, _ in _dry_run_after(data_workdir, edit))
+    assert counts == {"extract_patches": 2, "gather_patches": 1, "make_shards": 6}
+    assert "retrieve" not in counts
+
+
+def test_bad_config_value_stops_with_key_and_allowed_values(tmp_path: Path) -> None:
+    workdir = make_workdir(tmp_path)
+    config = read_config(workdir)
+    config["scenarios"]["tracks90"]["mode"] = "trax"
+    write_config(workdir, config)
+    proc = snakemake(workdir, "-n", "data", check=False)
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    assert "scenarios.tracks90.mode" in message
+    assert "'trax'" in message and "rectangles" in message
+    assert not (workdir / "results").exists()
