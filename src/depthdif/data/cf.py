@@ -382,7 +382,7 @@ def period_slice(pieces: Sequence[tuple[xr.DataArray, str]], period: str) -> xr.
 
 def to_celsius(values: np.ndarray, units: str) -> tuple[np.ndarray, bool]:
     """Kelvin -> degC when `units` says kelvin or values are clearly kelvin (median > 150)."""
-    finite = values[np.isfinite(values)]
+    finite = values[np.abs(values) < 1e3]  # plausible in either unit; ignores NaN and fills
     kelvin = units.strip().lower().replace(" ", "_") in _KELVIN_UNITS
     if finite.size and float(np.median(finite)) > 150.0:
         kelvin = True
@@ -526,7 +526,8 @@ def regrid_surface(field: xr.DataArray, latitude: np.ndarray, longitude: np.ndar
     """Bilinear regrid of a 2-D (latitude, longitude) field onto a target grid.
 
     Source NaNs (its own land) are first filled with the nearest valid value so coastal
-    target ocean cells get a value; the result is NaN where ``~ocean`` (target land).
+    target ocean cells get a value; the result is NaN where ``~ocean`` (target land) and
+    where the source grid does not reach (more than 1.5 source cells beyond its edge).
     """
     values = np.asarray(field.values, dtype=np.float64)
     valid = np.isfinite(values)
@@ -538,12 +539,21 @@ def regrid_surface(field: xr.DataArray, latitude: np.ndarray, longitude: np.ndar
     centre = 0.5 * (float(np.min(longitude)) + float(np.max(longitude)))
     lon = (field["longitude"].values - (centre - 180.0)) % 360.0 + (centre - 180.0)
     order = np.argsort(lon, kind="stable")
+    src_lat, src_lon = np.asarray(field["latitude"].values, dtype=np.float64), lon[order]
     src = xr.DataArray(values[:, order], dims=("latitude", "longitude"),
-                       coords={"latitude": field["latitude"].values, "longitude": lon[order]})
+                       coords={"latitude": src_lat, "longitude": src_lon})
+    # Targets within 1.5 source cells of the source edge take the edge value (clipped query);
+    # farther out the source does not cover them -> NaN.
+    query, covered = {}, []
+    for name, target, source in (("latitude", latitude, src_lat), ("longitude", longitude, src_lon)):
+        target = np.asarray(target, dtype=np.float64)
+        step = float(np.max(np.abs(np.diff(source)))) if source.size > 1 else 1.0
+        query[name] = np.clip(target, source.min(), source.max())
+        covered.append((target >= source.min() - 1.5 * step) & (target <= source.max() + 1.5 * step))
     method = "linear" if min(src.sizes.values()) > 1 else "nearest"
-    out = src.interp(latitude=latitude, longitude=longitude, method=method,
-                     kwargs={"fill_value": None})
+    out = src.interp(query, method=method)
     result = np.asarray(out.values, dtype=np.float32)
+    result[~(covered[0][:, None] & covered[1][None, :])] = np.nan
     result[~ocean] = np.nan
     return result
 

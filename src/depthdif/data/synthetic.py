@@ -2,10 +2,10 @@
 
 Temperature at depth z (m, positive down) on a regular grid over ``data.region``::
 
-    T = T_deep(z') + (T_up - T_deep(z')) * exp(-max(z' - MLD, 0) / H(lat))   background
+    T = T_deep(z') + (T_up - T_deep(z')) * exp(-max(z' - 30 m, 0) / H(lat))  background
         + A_s(lat) * season * [1 above MLD, exp(-(z - MLD)/40 m) below]       seasonal cycle
         + a_e(lat) * E * exp(-z / 200 m)                                     surface eddies
-        + 0.7 * S * exp(-((z - 300 m) / 250 m)^2)                            subsurface anomaly
+        + 0.5 * S * exp(-((z - 300 m) / 250 m)^2)                            subsurface anomaly
 
 with z' = z - 30 m * E (eddies heave the thermocline), T_up = meridional SST profile +
 meandering fronts, E and S independent unit-variance random fields with an isotropic
@@ -97,7 +97,7 @@ def spectral_field(
     drift_km: float = 0.0,
     jitter: float = 0.0,
 ) -> np.ndarray:
-    """Unit-variance random field; 2-D spectrum P(k) = (1 + (2 scale k)^2)^-2 (E(k) ~ k^-3).
+    """Unit-variance random field; 2-D spectrum P(k) = (1 + (pi scale k)^2)^-2 (E(k) ~ k^-3).
 
     Mode k's phase advances by ``2 pi kx drift_km + jitter xi_k`` per month (westward drift
     for drift_km > 0 plus random decorrelation), so the field evolves smoothly in `month`.
@@ -106,7 +106,7 @@ def spectral_field(
     rng = np.random.default_rng(seed)
     ky = fft.fftfreq(ny, d=spacing_km[0])[:, None]
     kx = fft.fftfreq(nx, d=spacing_km[1])[None, :]
-    amp = (1.0 + (2.0 * scale_km) ** 2 * (ky**2 + kx**2)) ** -1.0
+    amp = (1.0 + (np.pi * scale_km) ** 2 * (ky**2 + kx**2)) ** -1.0
     amp[0, 0] = 0.0
     coef = rng.standard_normal((ny, nx), dtype=np.float32) + 1j * rng.standard_normal((ny, nx), dtype=np.float32)
     if drift_km or jitter:
@@ -124,7 +124,7 @@ def _bathymetry(shape: tuple[int, int], spacing: tuple[float, float], seed: int,
     if not land:
         return np.full(shape, np.inf, dtype=np.float32)
     field = spectral_field(shape, spacing, 400.0, seed_for(seed, "bathy-large"))
-    field += 0.45 * spectral_field(shape, spacing, 40.0, seed_for(seed, "bathy-small"))
+    field += 0.2 * spectral_field(shape, spacing, 30.0, seed_for(seed, "bathy-small"))
     rank = np.empty(field.size, dtype=np.float64)
     rank[np.argsort(field, axis=None, kind="stable")] = (np.arange(field.size) + 0.5) / field.size
     rank = rank.reshape(shape)
@@ -141,17 +141,24 @@ def _temperature(z: float, lat: np.ndarray, eddy: np.ndarray, sub: np.ndarray, m
     phi = np.radians(lat)
     hemi = np.sign(lat) + (lat == 0)
     t_surface = -1.0 + 29.5 * np.cos(phi) ** 1.6
-    fronts = sum(-np.sign(f) * dt / 2 * np.tanh((lat - f - 1.0 * meander) / 0.8) for f, dt in _FRONTS)
+    # Each front concentrates the local gradient into a meandering step: a tanh minus a
+    # +-8 degree ramp of the same size, so it adds nothing far from the front.
+    fronts = sum(
+        -np.sign(f) * dt / 2 * (np.tanh((lat - f - 1.0 * meander) / 0.8) - np.clip((lat - f) / 8.0, -1, 1))
+        for f, dt in _FRONTS
+    )
     t_up = t_surface + fronts * np.exp(-z / 600.0)
     winter = 0.5 * (1.0 - season * hemi)
     mld = (15.0 + 150.0 * winter * np.clip(np.abs(lat) / 45.0, 0.15, 1.2)) * np.clip(1 + 0.25 * eddy, 0.5, 2.0)
     thermocline = 150.0 + 400.0 * np.exp(-(((np.abs(lat) - 30.0) / 15.0) ** 2))
     zz = np.maximum(z - 30.0 * eddy, 0.0)  # heave: warm eddies push isotherms down
     t_deep = 1.0 + 3.5 * np.exp(-zz / 1000.0)
-    background = t_deep + (t_up - t_deep) * np.exp(-np.maximum(zz - mld, 0.0) / thermocline)
+    # The permanent thermocline sits below a fixed 30 m layer; the seasonal MLD only shapes
+    # how deep the seasonal anomaly reaches.
+    background = t_deep + (t_up - t_deep) * np.exp(-np.maximum(zz - 30.0, 0.0) / thermocline)
     seasonal = 5.5 * np.sin(phi) * season * np.where(z <= mld, 1.0, np.exp(-np.maximum(z - mld, 0.0) / 40.0))
-    eddy_amp = 0.5 + 0.7 * np.exp(-(((np.abs(lat) - 38.0) / 10.0) ** 2))
-    anomaly = eddy_amp * eddy * np.exp(-z / 200.0) + 0.7 * sub * np.exp(-(((z - 300.0) / 250.0) ** 2))
+    eddy_amp = 0.35 + 0.5 * np.exp(-(((np.abs(lat) - 38.0) / 10.0) ** 2))
+    anomaly = eddy_amp * eddy * np.exp(-z / 200.0) + 0.5 * sub * np.exp(-(((z - 300.0) / 250.0) ** 2))
     return (background + seasonal + anomaly).astype(np.float32)
 
 
@@ -172,8 +179,8 @@ def synthetic_period_dataset(
     spacing = (dlat * KM_PER_DEG, dlon * KM_PER_DEG * max(np.cos(np.radians(lat.mean())), 0.1))
     month = _period_month(period)
     scale = float(syn["eddy_scale_km"])
-    eddy = spectral_field((ny, nx), spacing, scale, seed_for(seed, "eddy"), month, drift_km=40.0, jitter=0.35)
-    sub = spectral_field((ny, nx), spacing, 1.5 * scale, seed_for(seed, "subsurface"), month, drift_km=20.0, jitter=0.25)
+    eddy = spectral_field((ny, nx), spacing, scale, seed_for(seed, "eddy"), month, drift_km=25.0, jitter=0.25)
+    sub = spectral_field((ny, nx), spacing, 1.5 * scale, seed_for(seed, "subsurface"), month, drift_km=15.0, jitter=0.2)
     meander = spectral_field((ny, nx), spacing, 3.0 * scale, seed_for(seed, "meander"), month, drift_km=30.0, jitter=0.2)
     bathy = _bathymetry((ny, nx), spacing, seed, bool(syn["land"]))
     # Seasonal phase: +1 in late August (NH summer), mid-month.

@@ -86,7 +86,9 @@ def downsample(dim: int, dim_out: int) -> nn.Module:
 
 def upsample(dim: int, dim_out: int) -> nn.Module:
     """Double H, W: nearest-neighbour upsampling then a 3×3 conv."""
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim, dim_out, 3, padding=1))
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim, dim_out, 3, padding=1)
+    )
 
 
 class ConditionalUNet(nn.Module):
@@ -113,7 +115,8 @@ class ConditionalUNet(nn.Module):
         super().__init__()
         if not dim_mults:
             raise DiffusionConfigError("model.backbone.dim_mults is empty: give e.g. [1, 2, 2]")
-        self.in_channels, self.cond_channels, self.out_channels = in_channels, cond_channels, out_channels
+        self.in_channels, self.cond_channels = in_channels, cond_channels
+        self.out_channels = out_channels
         self.dim_mults = tuple(dim_mults)
         self.film = film
         emb_dim = 4 * dim

@@ -47,13 +47,18 @@ def build_condition(
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Σ m (pred - target)² / max(Σ m, 1), with m broadcast to pred's shape."""
-    mask = mask.to(pred.dtype).expand_as(pred)
-    return (mask * (pred - target).square()).sum() / mask.sum().clamp_min(1)
+    """Σ m (pred - target)² / max(Σ m, 1), with m broadcast to pred's shape (in ≥ float32)."""
+    dtype = torch.promote_types(pred.dtype, torch.float32)  # bf16/fp16 sums lose counts
+    mask = mask.to(dtype).expand_as(pred)
+    return (mask * (pred.to(dtype) - target.to(dtype)).square()).sum() / mask.sum().clamp_min(1)
 
 
 def standard_loss_mask(
-    y_valid: Tensor, x_valid: Tensor, loss_mask: LossMask, *, key: str = "objectives.standard.loss_mask"
+    y_valid: Tensor,
+    x_valid: Tensor,
+    loss_mask: LossMask,
+    *,
+    key: str = "objectives.standard.loss_mask",
 ) -> Tensor:
     """valid → y_valid; missing → y_valid ⊙ (1 - A); all → ones (includes land and sea floor)."""
     if loss_mask == "valid":

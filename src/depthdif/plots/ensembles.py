@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from scipy.signal.windows import hann
 
+from depthdif.errors import DataError
 from depthdif.eval.metrics import hidden_mask
 from depthdif.io import seed_for
 from depthdif.plots.style import DEGC, dpi_of, has_members, load_samples, method_colour, new_figure, save_png
@@ -128,8 +129,12 @@ def radial_spectrum(fields: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, 
     return np.flatnonzero(used) * step, sums[used] / counts[used]
 
 
-def _spectrum_levels(depth: np.ndarray) -> list[int]:
-    return [0] if len(depth) == 1 else [0, len(depth) - 1]
+def _spectrum_levels(valid: np.ndarray) -> list[int]:
+    """The shallowest and the deepest level that has any valid pixel; valid (N,C,H,W)."""
+    wet = np.flatnonzero(valid.any(axis=(0, 2, 3)))
+    if not len(wet):
+        raise DataError("no valid (ocean) pixel at any depth level: nothing to compute spectra of")
+    return sorted({int(wet[0]), int(wet[-1])})
 
 
 def power_spectra(samples: Mapping[str, str | os.PathLike[str]], out_png: str | os.PathLike[str],
@@ -140,7 +145,7 @@ def power_spectra(samples: Mapping[str, str | os.PathLike[str]], out_png: str | 
     datasets = load_samples(samples)
     ref = next(iter(datasets.values()))
     depth = ref["depth"].values
-    levels = _spectrum_levels(depth)
+    levels = _spectrum_levels(ref["valid"].values.astype(bool) & np.isfinite(ref["thetao_true"].values))
     km = pixel_km(ref["latitude"].values, ref["longitude"].values)
     fig = new_figure(4.6 * len(levels) + 0.4, 4.2)
     axes = np.atleast_1d(fig.subplots(1, len(levels)))
@@ -162,9 +167,11 @@ def power_spectra(samples: Mapping[str, str | os.PathLike[str]], out_png: str | 
         ax.set_ylabel(f"power ({DEGC}²)")
         ax.set_title(f"{depth[level]:g} m ({int(use.sum())} patches)")
         ax.grid(alpha=0.3, which="both")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels overlap on narrow ranges
         top = ax.secondary_xaxis("top", functions=(_inverse, _inverse))
-        top.xaxis.set_minor_formatter(NullFormatter())
+        for axis in (ax.xaxis, top.xaxis):  # 1-2-5 labels: a patch spans only ~1.5 decades
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.set_minor_formatter(NullFormatter())
         top.set_xlabel("wavelength (km)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize="small")

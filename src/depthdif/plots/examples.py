@@ -98,7 +98,7 @@ def ambient_walkthrough(train_shard_dir: str | os.PathLike[str], out_png: str | 
     depth0 = manifest["depth"][0]
     delta = float(ambient_cfg["further_drop_prob"])
     panels = 6 if eo is not None else 5
-    fig = new_figure(3.0 * 3 + 1.0, 2 * 2.9 + 0.6) if panels == 6 else new_figure(3.0 * 5 + 1.0, 3.4)
+    fig = new_figure(3.0 * 3 + 1.0, 2 * 2.9 + 1.0) if panels == 6 else new_figure(2.9 * 5 + 1.0, 4.2)
     axes = fig.subplots(2, 3).ravel() if panels == 6 else fig.subplots(1, 5).ravel()
     show_sparse(axes[0], truth, observed, valid, lo, hi, ext)
     axes[0].set_title(f"observations A ({int(observed.sum())} px)")
@@ -108,15 +108,14 @@ def ambient_walkthrough(train_shard_dir: str | os.PathLike[str], out_png: str | 
     axes[2].set_title(f"withheld A − Ã ({int(withheld.sum())} px, δ={delta:g})")
     codes = np.where(valid, 1, 0) + withheld * 1 + seen * 2
     show_categories(axes[3], codes, AMBIENT_COLOURS, ext)
-    axes[3].set_title("seen / withheld / unobserved")
-    axes[3].legend(handles=legend_patches(AMBIENT_COLOURS, AMBIENT_LABELS), loc="upper center",
-                   bbox_to_anchor=(0.5, -0.02), fontsize="x-small", ncols=2, frameon=False)
+    axes[3].set_title("seen / withheld / never")
+    fig.legend(handles=legend_patches(AMBIENT_COLOURS, AMBIENT_LABELS), loc="outside lower center",
+               fontsize="small", ncols=4, frameon=False)
     if eo is not None:
         show_map(axes[4], eo[i, 0], THERMAL, lo, hi, ext)
         axes[4].set_title("EO condition (SST)")
     im = show_map(axes[-1], truth, THERMAL, lo, hi, ext)
-    axes[-1].set_title(f"dense target, {depth0:g} m (unused by the loss)")
+    axes[-1].set_title(f"target {depth0:g} m (not in loss)")
     fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"temperature ({DEGC})")
-    fig.suptitle(f"ambient objective on training patch {data['patch_id'][i]} "
-                 f"({manifest.get('scenario', '')}, loss only on A ∩ valid)")
+    fig.suptitle(f"ambient objective, {manifest.get('scenario', '')} training patch {data['patch_id'][i]}")
     save_png(fig, out_png, dpi_of(cfg))

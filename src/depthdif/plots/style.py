@@ -52,9 +52,7 @@ def method_colour(method: str, index: int = 0) -> str:
 
 def with_land(cmap: Colormap) -> Colormap:
     """Copy of `cmap` drawing NaN/masked pixels (land, invalid) in grey."""
-    out = cmap.copy()
-    out.set_bad(LAND)
-    return out
+    return cmap.with_extremes(bad=LAND)
 
 
 THERMAL = with_land(cmocean.cm.thermal)
@@ -84,8 +82,7 @@ def show_sparse(ax: Axes, values: np.ndarray, observed: np.ndarray, ocean: np.nd
     background = ListedColormap([LAND, UNOBSERVED])
     ax.imshow(ocean.astype(float), cmap=background, vmin=0, vmax=1, origin="lower", extent=ext,
               interpolation="nearest")
-    overlay = cmocean.cm.thermal.copy()
-    overlay.set_bad(alpha=0.0)
+    overlay = cmocean.cm.thermal.with_extremes(bad=(0.0, 0.0, 0.0, 0.0))  # masked = transparent
     im = ax.imshow(np.ma.masked_where(~observed, values), cmap=overlay, vmin=vmin, vmax=vmax, origin="lower",
                    extent=ext, interpolation="nearest")
     bare(ax)

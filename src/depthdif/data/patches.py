@@ -1,0 +1,159 @@
+"""Patch extraction of one period: EO condition, optional coarsening, tiling, nodata filter."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.lib.stride_tricks import sliding_window_view
+
+from depthdif.data import cf
+from depthdif.errors import DataError, NoPatchesError
+from depthdif.io import atomic_output, seed_for
+
+
+def coarsen_nan(values: np.ndarray, factor: int) -> np.ndarray:
+    """Block mean over the last two axes using finite values only.
+
+    A coarse cell is NaN when more than half of its factor x factor fine cells are NaN;
+    trailing rows/columns that do not fill a block are dropped.
+    """
+    if factor == 1:
+        return values
+    *lead, h, w = values.shape
+    ny, nx = h // factor, w // factor
+    if ny == 0 or nx == 0:
+        raise DataError(f"config key 'patches.coarsen' ({factor}) exceeds the grid size {h}x{w}.")
+    blocks = values[..., : ny * factor, : nx * factor].reshape(*lead, ny, factor, nx, factor)
+    valid = np.isfinite(blocks)
+    count = valid.sum(axis=(-3, -1))
+    total = np.where(valid, blocks, 0.0).sum(axis=(-3, -1), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    mean[2 * count < factor * factor] = np.nan
+    return mean.astype(np.float32)
+
+
+def coarsen_axis(coord: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of consecutive groups of `factor` coordinate values."""
+    n = coord.size // factor
+    return np.asarray(coord[: n * factor], dtype=np.float64).reshape(n, factor).mean(axis=1)
+
+
+def surface_eo(surface: np.ndarray, eo_cfg: dict[str, Any], period: str) -> np.ndarray:
+    """EO from the shallowest level: Gaussian smoothing + N(0, noise_std), NaN on land."""
+    smooth = cf.smooth_nan(surface, float(eo_cfg["smooth_px"]))
+    rng = np.random.default_rng(seed_for(eo_cfg["seed"], period, "eo_surface"))
+    noisy = smooth + rng.normal(0.0, float(eo_cfg["noise_std"]), surface.shape).astype(np.float32)
+    noisy[~np.isfinite(surface)] = np.nan
+    return noisy.astype(np.float32)
+
+
+def _read_period(thetao_path: str | os.PathLike[str]) -> xr.Dataset:
+    with xr.open_dataset(thetao_path) as ds:
+        if "thetao" not in ds:
+            raise DataError(f"{thetao_path}: no variable 'thetao'; re-run the retrieval step.")
+        if ds.sizes.get("time", 1) != 1:
+            raise DataError(f"{thetao_path}: expected one time step, found {ds.sizes['time']}.")
+        return ds.load()
+
+
+def _read_eo(eo_path: str | os.PathLike[str] | None, thetao: xr.Dataset) -> np.ndarray:
+    if eo_path is None:
+        raise DataError("data.eo is 'ostia' but no EO file was given to extract_period.")
+    with xr.open_dataset(eo_path) as ds:
+        if "analysed_sst" not in ds:
+            raise DataError(f"{eo_path}: no variable 'analysed_sst'; re-run the retrieval step.")
+        eo = ds["analysed_sst"].load()
+    same = (eo.sizes.get("latitude") == thetao.sizes["latitude"]
+            and eo.sizes.get("longitude") == thetao.sizes["longitude"]
+            and np.allclose(eo["latitude"], thetao["latitude"], atol=1e-4)
+            and np.allclose(eo["longitude"], thetao["longitude"], atol=1e-4))
+    if not same:
+        raise DataError(f"{eo_path}: analysed_sst is not on the thetao grid; re-run the retrieval step.")
+    return np.asarray(eo.values, dtype=np.float32).reshape(thetao.sizes["latitude"], thetao.sizes["longitude"])
+
+
+def tile_nodata(y: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-left rows, columns and NaN share over C x size x size of every tile (grid of tiles)."""
+    channels, h, w = y.shape
+    y0 = np.arange(0, h - size + 1, stride, dtype=np.int64)
+    x0 = np.arange(0, w - size + 1, stride, dtype=np.int64)
+    if y0.size == 0 or x0.size == 0:
+        return y0, x0, np.empty((y0.size, x0.size))
+    nan_per_pixel = (~np.isfinite(y)).sum(axis=0, dtype=np.int32)
+    windows = sliding_window_view(nan_per_pixel, (size, size))[::stride, ::stride]
+    fraction = windows.sum(axis=(2, 3)) / float(channels * size * size)
+    return y0, x0, fraction
+
+
+def extract_period(
+    thetao_path: str | os.PathLike[str],
+    eo_path: str | os.PathLike[str] | None,
+    period: str,
+    data_cfg: dict[str, Any],
+    patches_cfg: dict[str, Any],
+    out_npz: str | os.PathLike[str],
+    source_file: str = "",
+) -> dict[str, Any]:
+    """Tile one period into ``results/patches/{period}.npz`` (see docs/architecture.md).
+
+    Keeps tiles whose NaN share over C x H x W is <= ``patches.max_nodata_fraction``.
+    Returns ``{"period", "examined", "kept", "best_nodata_fraction", "grid"}``.
+    """
+    ds = _read_period(thetao_path)
+    y = np.asarray(ds["thetao"].values[0], dtype=np.float32)  # (C, H, W)
+    lat = ds["latitude"].values.astype(np.float64)
+    lon = ds["longitude"].values.astype(np.float64)
+    mode = data_cfg["eo"]
+    eo: np.ndarray | None = None
+    if mode == "ostia":
+        eo = _read_eo(eo_path, ds)
+    elif mode == "surface":
+        eo = surface_eo(y[0], data_cfg["eo_surface"], period)
+
+    factor = int(patches_cfg.get("coarsen", 1))
+    if factor > 1:
+        y = coarsen_nan(y, factor)
+        eo = None if eo is None else coarsen_nan(eo, factor)
+        lat, lon = coarsen_axis(lat, factor), coarsen_axis(lon, factor)
+
+    size, stride = int(patches_cfg["size"]), int(patches_cfg["stride"])
+    limit = float(patches_cfg["max_nodata_fraction"])
+    y0s, x0s, fraction = tile_nodata(y, size, stride)
+    examined = int(fraction.size)
+    best = float(fraction.min()) if examined else float("nan")
+    iy, ix = np.nonzero(fraction <= limit + 1e-9)
+    if iy.size == 0:
+        grid = f"{y.shape[1]}x{y.shape[2]} px" + (f" after coarsen {factor}" if factor > 1 else "")
+        raise NoPatchesError(
+            f"period {period!r} ({thetao_path}): no patch passed the nodata filter. Examined "
+            f"{examined} tiles of {size}x{size} px (stride {stride}) on the {grid} grid; the best "
+            f"nodata fraction was {best:.3f} > patches.max_nodata_fraction = {limit}. Raise "
+            "patches.max_nodata_fraction, use a smaller patches.size, or choose a data.region "
+            "with more ocean."
+        )
+    y0, x0 = y0s[iy], x0s[ix]
+    windows = sliding_window_view(y, (size, size), axis=(1, 2))  # (C, H', W', s, s)
+    arrays: dict[str, np.ndarray] = {
+        "y": np.ascontiguousarray(np.moveaxis(windows[:, y0, x0], 0, 1), dtype=np.float32),
+        "lat": np.stack([lat[a : a + size] for a in y0]).astype(np.float32),
+        "lon": np.stack([lon[a : a + size] for a in x0]).astype(np.float32),
+        "y0": y0.astype(np.int32),
+        "x0": x0.astype(np.int32),
+        "time": np.full(y0.size, ds["time"].values[0].astype("datetime64[s]").astype(np.int64)),
+        "patch_id": np.array([f"{period}_y{a:05d}_x{b:05d}" for a, b in zip(y0, x0)], dtype="<U64"),
+        "nodata_fraction": fraction[iy, ix].astype(np.float32),
+        "depth": ds["depth"].values.astype(np.float32),
+        "period": np.array(period, dtype="<U64"),
+        "source_file": np.array(str(source_file), dtype="<U1024"),
+    }
+    if eo is not None:
+        eo_windows = sliding_window_view(eo, (size, size))
+        arrays["eo"] = np.ascontiguousarray(eo_windows[y0, x0][:, None], dtype=np.float32)
+    with atomic_output(out_npz) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)  # a handle: np.savez would append ".npz" to a path
+    return {"period": period, "examined": examined, "kept": int(y0.size),
+            "best_nodata_fraction": best, "grid": [int(y.shape[1]), int(y.shape[2])]}

@@ -1,0 +1,7 @@
+"""Lightning training of the conditional denoiser (standard | ambient) and the unet baseline."""
+
+from depthdif.training.datamodule import ShardDataModule
+from depthdif.training.fit import merge_metrics, train
+from depthdif.training.module import DepthDifModule, build_model, model_hparams, reconstruct
+
+__all__ = ["DepthDifModule", "ShardDataModule", "build_model", "merge_metrics", "model_hparams", "reconstruct", "train"]

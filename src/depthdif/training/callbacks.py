@@ -1,0 +1,172 @@
+"""Training callbacks: EMA export, atomic resumable checkpoints (+ SIGTERM), NaN guard, val image."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from depthdif.errors import TrainingError
+from depthdif.io import atomic_output
+
+log = logging.getLogger("depthdif.training")
+
+
+class EMA(EMAWeightAveraging):
+    """EMA of the weights, θ̄ ← d θ̄ + (1-d) θ after every optimizer step; used for validation.
+
+    Unlike Lightning's default, the live weights are kept at the end of training so a
+    final resume checkpoint still holds both; export reads `averaged_state()`.
+    """
+
+    def __init__(self, decay: float) -> None:
+        super().__init__(decay=decay)
+        self._swapped = False
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_epoch_start(trainer, pl_module)
+        self._swapped = self._average_model is not None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_epoch_end(trainer, pl_module)
+        self._swapped = False
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # a SIGTERM during validation: swap back before the (later) checkpoint callback saves
+        if self._swapped:
+            self._swap_models(pl_module)
+            self._swapped = False
+
+    def averaged_state(self, prefix: str = "net.") -> dict[str, torch.Tensor]:
+        """EMA weights of the submodule `prefix` (state_dict keys without the prefix), on CPU."""
+        if self._average_model is None:
+            raise TrainingError("EMA weights requested before training started")
+        state = self._average_model.module.state_dict()
+        return {k[len(prefix):]: v.detach().cpu().clone() for k, v in state.items() if k.startswith(prefix)}
+
+
+class ResumableCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint written atomically (tmp + os.replace); the resume file also on SIGTERM and at the end.
+
+    With `resume=True` it also saves after a validation at a checkpoint step, on SIGTERM
+    (Lightning raises SIGTERMException at the next batch boundary but saves nothing by
+    itself) and when training ends, so `last.ckpt` always holds the latest step. Other exceptions (e.g. a NaN loss) never
+    overwrite it.
+    """
+
+    def __init__(self, *args: Any, resume: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, save_on_exception=resume, **kwargs)
+        self.resume = resume
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        tmp = f"{filepath}.tmp-{os.getpid()}"
+        super()._save_checkpoint(trainer, tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier("ResumableCheckpoint")
+        self._last_checkpoint_saved = filepath
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self.resume and isinstance(exception, SIGTERMException):
+            super().on_exception(trainer, pl_module, exception)
+            log.warning("SIGTERM at step %d: saved %s", trainer.global_step, self._last_checkpoint_saved)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        # saved at this step just before validating: save again so the validation
+        # (plateau scheduler, best score) is part of the resume state
+        if self.resume and not trainer.sanity_checking and self._last_global_step_saved == trainer.global_step:
+            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        if self.resume and self._last_global_step_saved != trainer.global_step:
+            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class NaNGuard(Callback):
+    """Stop with TrainingError on a non-finite loss, before it reaches the weights."""
+
+    def __init__(self, last_checkpoint: str | os.PathLike[str]) -> None:
+        self.last_checkpoint = Path(last_checkpoint)
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        if bool(torch.isfinite(loss).all()):
+            return
+        last = str(self.last_checkpoint) if self.last_checkpoint.is_file() else "none yet"
+        raise TrainingError(
+            f"non-finite training loss ({float(loss.detach().float())}) at step {trainer.global_step}; "
+            f"last good checkpoint: {last}. Lower train.lr or train.grad_clip (or check the shards), "
+            "then rerun: a changed config starts over, an unchanged one resumes from that checkpoint"
+        )
+
+
+class DataEpoch(Callback):
+    """Tell the datamodule the epoch before its loader is iterated (shuffle order, augmentation)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(trainer.current_epoch)
+
+
+class ValExampleImage(Callback):
+    """After each validation write `folder/step-XXXXXX.png` of the module's `val_example`."""
+
+    def __init__(self, folder: str | os.PathLike[str], depth: list[float]) -> None:
+        self.folder = Path(folder)
+        self.depth = depth
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        example = getattr(pl_module, "val_example", None)
+        if trainer.sanity_checking or example is None:
+            return
+        path = self.folder / f"step-{trainer.global_step:06d}.png"
+        plot_val_example(example, path, self.depth, title=f"validation patch 0, step {trainer.global_step}")
+
+
+def plot_val_example(example: dict[str, np.ndarray], path: str | os.PathLike[str], depth: list[float], title: str) -> None:
+    """One row per depth: observed input, target, prediction (shared degC scale), |error|, masks."""
+    import cmocean
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = example["target"]
+    rows = target.shape[0]
+    fig, axes = plt.subplots(rows, 5, figsize=(12, 2.4 * rows + 0.6), squeeze=False)
+    error = np.abs(example["prediction"] - target)
+    # masks: 0 land/sea floor, 1 hidden ocean, 2 observed
+    masks = example["valid"].astype(np.int8) + example["observed"].astype(np.int8)
+    for c in range(rows):
+        finite = target[c][np.isfinite(target[c])]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        panels = [
+            ("observed input", example["observed_input"][c], dict(cmap=cmocean.cm.thermal, vmin=lo, vmax=hi)),
+            ("target", target[c], dict(cmap=cmocean.cm.thermal, vmin=lo, vmax=hi)),
+            ("prediction", example["prediction"][c], dict(cmap=cmocean.cm.thermal, vmin=lo, vmax=hi)),
+            ("|error|", error[c], dict(cmap=cmocean.cm.amp, vmin=0.0)),
+            ("mask (hidden/observed)", masks[c], dict(cmap="Greys", vmin=0, vmax=2)),
+        ]
+        for ax, (name, data, style) in zip(axes[c], panels):
+            im = ax.imshow(data, origin="lower", interpolation="nearest", **style)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}, {depth[c]:.0f} m" if c < len(depth) else name, fontsize=8)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="degC" if name != "mask (hidden/observed)" else "")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)

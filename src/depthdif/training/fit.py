@@ -1,0 +1,295 @@
+"""`train(...)`: the train_model rule's entry point — fit, resume from state_dir, export to out_dir.
+
+state_dir (never deleted by Snakemake) holds everything needed to resume:
+    last.ckpt, best.ckpt       Lightning checkpoints (written atomically)
+    config_hash.json           hash of the config that produced them
+    logs/version_k/            one CSV log per run (+ run.json: the step it started at)
+    val_examples/              validation images
+out_dir gets model.ckpt, metrics.csv and val_examples/ atomically at the very end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import DataLoader
+
+from depthdif.errors import ConfigError, DataError, TrainingError
+from depthdif.io import atomic_output, config_hash, read_json, write_json
+from depthdif.shards import read_manifest
+from depthdif.training.callbacks import EMA, DataEpoch, NaNGuard, ResumableCheckpoint, ValExampleImage
+from depthdif.training.datamodule import ShardDataModule
+from depthdif.training.module import DepthDifModule, model_hparams
+
+log = logging.getLogger("depthdif.training")
+
+LAST, BEST, HASH_FILE, LOGS, IMAGES = "last.ckpt", "best.ckpt", "config_hash.json", "logs", "val_examples"
+#: train keys that may change between runs without starting over (run length, logging, hardware)
+RESUMABLE_TRAIN_KEYS = frozenset({
+    "max_steps", "max_epochs", "num_workers", "devices", "accelerator", "val_every_n_steps",
+    "val_ddim_steps", "val_examples", "log_every_n_steps", "checkpoint_every_n_steps",
+    "channels_last", "compile", "tensorboard", "wandb",
+})
+#: manifest keys both splits must share
+SHARED_MANIFEST_KEYS = ("channels", "size", "depth", "stats", "has_eo")
+
+
+def train(
+    objective: str,
+    model_cfg: Mapping[str, Any],
+    objective_cfg: Mapping[str, Any],
+    train_cfg: Mapping[str, Any],
+    train_dir: str | os.PathLike[str],
+    val_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    state_dir: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """Fit `objective` (standard | ambient | unet) on the train shards, validating on val.
+
+    Resumes from state_dir/last.ckpt when the config hash matches (global step continues),
+    else starts over. Writes out_dir/{model.ckpt, metrics.csv, val_examples/}; returns a summary.
+    SIGTERM saves last.ckpt and exits with status 143; a NaN/inf loss raises TrainingError.
+    """
+    out_dir, state_dir = Path(out_dir), Path(state_dir)
+    train_cfg = dict(train_cfg)
+    manifests = {"train": read_manifest(train_dir), "val": read_manifest(val_dir)}
+    _check_splits(manifests, train_dir, val_dir)
+    hparams = model_hparams(objective, model_cfg, objective_cfg, manifests["train"])
+    if train_cfg["augment"] and hparams["model_cfg"]["backbone"]["film"]:
+        log.warning("train.augment is off: model.backbone.film conditions on patch coordinates, which rot90/flip would falsify")
+        train_cfg["augment"] = False
+
+    resume_config = {
+        "objective": objective, "model": hparams["model_cfg"], "objective_cfg": hparams["objective_cfg"],
+        "train": {k: v for k, v in sorted(train_cfg.items()) if k not in RESUMABLE_TRAIN_KEYS},
+        "data": manifests,
+    }
+    run_hash = config_hash({**resume_config, "train": train_cfg})
+    resume_from, start_step, restarted = _prepare_state(state_dir, resume_config)
+
+    L.seed_everything(int(train_cfg["seed"]), workers=True, verbose=False)
+    module = DepthDifModule(hparams, train_cfg)
+    on_cuda = train_cfg["accelerator"] in ("auto", "gpu") and torch.cuda.is_available()
+    if train_cfg["accelerator"] == "gpu" and not on_cuda:
+        raise ConfigError("train.accelerator = 'gpu' but no CUDA device is visible: use 'auto' or 'cpu'")
+    datamodule = ShardDataModule(
+        train_dir, val_dir, batch_size=train_cfg["batch_size"], num_workers=train_cfg["num_workers"],
+        augment=train_cfg["augment"], seed=train_cfg["seed"], pin_memory=on_cuda,
+    )
+    _preflight(module, datamodule)
+
+    ema = EMA(float(train_cfg["ema_decay"])) if objective != "unet" else None
+    callbacks: list[Callback] = [
+        NaNGuard(state_dir / LAST),
+        DataEpoch(),
+        ValExampleImage(state_dir / IMAGES, hparams["depth"]),
+        TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else int(train_cfg["log_every_n_steps"])),
+        ResumableCheckpoint(
+            dirpath=state_dir, filename=Path(LAST).stem, every_n_train_steps=int(train_cfg["checkpoint_every_n_steps"]),
+            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False, resume=True,
+        ),
+        ResumableCheckpoint(
+            dirpath=state_dir, filename=Path(BEST).stem, monitor="val/loss", mode="min", save_top_k=1,
+            enable_version_counter=False, auto_insert_metric_name=False, save_on_train_epoch_end=False,
+        ),
+    ]
+    if ema is not None:
+        callbacks.insert(0, ema)
+    loggers = _loggers(train_cfg, state_dir, run_hash)
+    precision = _precision(str(train_cfg["precision"]), on_cuda)
+    trainer = L.Trainer(
+        accelerator="gpu" if on_cuda else "cpu",
+        devices=int(train_cfg["devices"]),
+        strategy="ddp" if int(train_cfg["devices"]) > 1 else "auto",
+        precision=precision,  # type: ignore[arg-type]
+        max_steps=int(train_cfg["max_steps"]),
+        max_epochs=train_cfg["max_epochs"],
+        val_check_interval=int(train_cfg["val_every_n_steps"]),
+        check_val_every_n_epoch=None,
+        log_every_n_steps=int(train_cfg["log_every_n_steps"]),
+        gradient_clip_val=float(train_cfg["grad_clip"]) or None,
+        callbacks=callbacks,
+        logger=loggers,
+        default_root_dir=state_dir,
+        enable_progress_bar=True,
+        num_sanity_val_steps=1,
+    )
+    if trainer.is_global_zero:
+        loggers[0].experiment  # noqa: B018 - creates version_k now; a file written first would trip its cleanup warning
+        write_json(Path(loggers[0].log_dir) / "run.json", {"start_step": start_step, "config_hash": run_hash})
+    log.info(
+        "training %s on %s (precision %s): %s", objective, trainer.strategy.root_device, precision,
+        f"resuming from {resume_from} at step {start_step}" if resume_from else "from step 0",
+    )
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    except SIGTERMException as exc:
+        log.error("stopped by SIGTERM at step %d; rerun to resume from %s", trainer.global_step, state_dir / LAST)
+        raise SIGTERMException(128 + signal.SIGTERM) from exc
+    if not trainer.is_global_zero:
+        return {}
+
+    state = ema.averaged_state() if ema is not None else {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
+    export = {
+        "state_dict": state, "hparams": hparams, "global_step": int(trainer.global_step),
+        "config_hash": run_hash, "ema": ema is not None,
+    }
+    images = _export_images(state_dir / IMAGES, out_dir / IMAGES)
+    metrics_path = merge_metrics(state_dir / LOGS, out_dir / "metrics.csv")
+    with atomic_output(out_dir / "model.ckpt") as tmp:
+        torch.save(export, tmp)
+    best_scores = [
+        float(cb.best_model_score) for cb in trainer.checkpoint_callbacks  # type: ignore[attr-defined]
+        if cb.monitor and cb.best_model_score is not None  # type: ignore[attr-defined]
+    ]
+    log.info("wrote %s at step %d", out_dir / "model.ckpt", trainer.global_step)
+    return {
+        "checkpoint": str(out_dir / "model.ckpt"), "metrics": str(metrics_path), "val_examples": images,
+        "global_step": int(trainer.global_step), "resumed_from": start_step if resume_from else None,
+        "restarted": restarted, "config_hash": run_hash, "precision": precision,
+        "best_val_loss": best_scores[0] if best_scores else None,
+    }
+
+
+def _check_splits(manifests: Mapping[str, Mapping[str, Any]], train_dir: Any, val_dir: Any) -> None:
+    for key in SHARED_MANIFEST_KEYS:
+        if manifests["train"].get(key) != manifests["val"].get(key):
+            raise DataError(
+                f"{train_dir} and {val_dir} disagree on manifest {key!r}; rebuild both shard folders "
+                "from the same patches (rerun the shards rule)"
+            )
+
+
+def _prepare_state(state_dir: Path, resume_config: Mapping[str, Any]) -> tuple[Path | None, int, bool]:
+    """(checkpoint to resume or None, its global step, whether an older state was discarded)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    new_hash = config_hash(resume_config)
+    hash_file, last = state_dir / HASH_FILE, state_dir / LAST
+    old = read_json(hash_file) if hash_file.is_file() else None
+    if last.is_file() and old is not None and old.get("hash") == new_hash:
+        return last, _checkpoint_step(last, state_dir), False
+    restarted = last.is_file()
+    if restarted:
+        changed = _changed_keys(old.get("config", {}), resume_config) if old else ["no config_hash.json"]
+        log.warning(
+            "config changed since %s was written (%s): starting over from step 0", last, ", ".join(changed) or "?"
+        )
+    _clear_state(state_dir)
+    write_json(hash_file, {"hash": new_hash, "config": resume_config})
+    return None, 0, restarted
+
+
+def _checkpoint_step(path: Path, state_dir: Path) -> int:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(ckpt["global_step"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise TrainingError(f"cannot read resume checkpoint {path} ({exc}); delete {state_dir} to start over") from exc
+
+
+def _clear_state(state_dir: Path) -> None:
+    """Remove only what `train` itself writes (state_dir may be shared by mistake)."""
+    for name in (LAST, BEST, HASH_FILE):
+        (state_dir / name).unlink(missing_ok=True)
+    for name in (LOGS, IMAGES, "tensorboard"):
+        shutil.rmtree(state_dir / name, ignore_errors=True)
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = sorted(set(old) | set(new))
+        return [k for key in keys for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def _preflight(module: DepthDifModule, datamodule: ShardDataModule) -> None:
+    """One no-grad loss on two train patches: config errors surface before Lightning starts."""
+    datamodule.setup()
+    assert datamodule.train_set is not None
+    batch = next(iter(DataLoader(datamodule.train_set, batch_size=min(2, len(datamodule.train_set)))))
+    module.eval()
+    with torch.no_grad():
+        loss, _ = module.loss(batch, torch.Generator().manual_seed(0))
+    module.train()
+    if not torch.isfinite(loss):
+        raise TrainingError(f"the initial loss is {float(loss)} on {datamodule.train_dir}: check the shards for NaN/inf")
+
+
+def _precision(precision: str, on_cuda: bool) -> str:
+    """'auto' → bf16-mixed on CUDA (16-mixed without bf16 support), 32 on CPU."""
+    if precision != "auto":
+        return precision
+    if not on_cuda:
+        return "32"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def _loggers(train_cfg: Mapping[str, Any], state_dir: Path, run_hash: str) -> list[Logger]:
+    """CSV always (a new version_k per run, merged at export); TensorBoard / W&B on request."""
+    loggers: list[Logger] = [
+        CSVLogger(state_dir, name=LOGS, flush_logs_every_n_steps=int(train_cfg["checkpoint_every_n_steps"]))
+    ]
+    if train_cfg["tensorboard"]:
+        try:
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(state_dir, name="tensorboard"))
+        except ModuleNotFoundError as exc:
+            log.warning("train.tensorboard is true but %s; install tensorboard to get its logs", exc)
+    if train_cfg["wandb"]:
+        try:
+            from lightning.pytorch.loggers import WandbLogger
+
+            loggers.append(WandbLogger(project="depthdif", save_dir=str(state_dir), id=f"depthdif-{run_hash}", resume="allow"))
+        except ModuleNotFoundError as exc:
+            log.warning("train.wandb is true but %s; install wandb to get its logs", exc)
+    return loggers
+
+
+def merge_metrics(log_root: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Concatenate logs/version_*/metrics.csv in run order under one header.
+
+    Rows an interrupted run logged at or after the step the next run resumed from are
+    dropped (they were recomputed), so each step appears once.
+    """
+    runs: list[tuple[int, pd.DataFrame]] = []
+    folders = sorted(Path(log_root).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    for folder in folders:
+        if (folder / "metrics.csv").is_file():
+            start = int(read_json(folder / "run.json")["start_step"]) if (folder / "run.json").is_file() else 0
+            runs.append((start, pd.read_csv(folder / "metrics.csv")))
+    frames = []
+    for i, (_, frame) in enumerate(runs):
+        limit = min((start for start, _ in runs[i + 1 :]), default=math.inf)
+        frames.append(frame[frame["step"] < limit])
+    merged = pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame({"step": []})
+    first = [c for c in ("step", "epoch") if c in merged.columns]
+    merged = merged[first + sorted(c for c in merged.columns if c not in first)]
+    with atomic_output(out) as tmp:
+        merged.to_csv(tmp, index=False)
+    return Path(out)
+
+
+def _export_images(src: Path, dest: Path) -> int:
+    """Copy the validation images into out_dir atomically; return how many."""
+    with atomic_output(dest) as tmp:
+        tmp.mkdir(parents=True)
+        for png in sorted(src.glob("step-*.png")) if src.is_dir() else []:
+            shutil.copy2(png, tmp / png.name)
+        count = len(list(tmp.iterdir()))
+    return count

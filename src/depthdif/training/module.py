@@ -1,0 +1,326 @@
+"""LightningModule for the conditional denoiser (standard | ambient) and the unet baseline.
+
+Also the pieces inference shares: `model_hparams` (what model.ckpt stores), `build_model`
+(network + noise schedule from those hparams) and `reconstruct` (one batch → members).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from depthdif.diffusion import (
+    ConditionalUNet,
+    NoiseSchedule,
+    build_condition,
+    condition_channels,
+    ddim_sample,
+    ddpm_sample,
+    repeat_for_members,
+    split_members,
+    training_loss,
+)
+from depthdif.errors import ConfigError
+from depthdif.eval import metrics
+from depthdif.io import seed_for
+
+log = logging.getLogger("depthdif.training")
+
+OBJECTIVES = ("standard", "ambient", "unet")
+TRAIN_LOGS = ("observed_fraction", "kept_fraction", "field_std")
+
+
+def model_hparams(
+    objective: str, model_cfg: Mapping[str, Any], objective_cfg: Mapping[str, Any], manifest: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Everything needed to rebuild and use the model, as plain (weights_only-safe) values."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective {objective!r} is unknown: use one of {list(OBJECTIVES)}")
+    channels = int(manifest["channels"])
+    use_eo = bool(model_cfg["conditioning"]["eo"])
+    use_mask = bool(model_cfg["conditioning"]["mask_channels"])
+    return {
+        "objective": objective,
+        "model_cfg": _plain(model_cfg),
+        "objective_cfg": _plain(objective_cfg),
+        "channels": channels,
+        "cond_channels": condition_channels(channels, use_eo, use_mask),
+        "use_eo": use_eo,
+        "use_mask_channels": use_mask,
+        "has_eo": bool(manifest["has_eo"]),
+        "stats": _plain(manifest["stats"]),
+        "depth": [float(d) for d in manifest["depth"]],
+        "size": int(manifest["size"]),
+        "scenario": str(manifest.get("scenario", "")),
+    }
+
+
+def _plain(obj: Any) -> Any:
+    """Deep copy into dict/list/str/float/int/bool/None (torch.load(weights_only=True) safe)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return obj
+
+
+def build_model(hparams: Mapping[str, Any]) -> tuple[ConditionalUNet, NoiseSchedule]:
+    """ConditionalUNet (C + cond channels → C) and the NoiseSchedule described by `hparams`."""
+    backbone = hparams["model_cfg"]["backbone"]
+    diffusion = hparams["model_cfg"]["diffusion"]
+    net = ConditionalUNet(
+        in_channels=hparams["channels"],
+        cond_channels=hparams["cond_channels"],
+        out_channels=hparams["channels"],
+        dim=int(backbone["dim"]),
+        dim_mults=tuple(backbone["dim_mults"]),
+        attention=bool(backbone["attention"]),
+        film=bool(backbone["film"]),
+        dropout=float(backbone.get("dropout", 0.0)),
+    )
+    return net, NoiseSchedule(int(diffusion["timesteps"]), diffusion["schedule"])
+
+
+@torch.no_grad()
+def reconstruct(
+    net: torch.nn.Module,
+    schedule: NoiseSchedule,
+    batch: Mapping[str, Tensor],
+    hparams: Mapping[str, Any],
+    *,
+    sampler: str = "ddim",
+    steps: int = 10,
+    eta: float = 0.0,
+    clamp: str = "none",
+    members: int = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """(B, K, C, H, W) normalised reconstructions of a batch; K = 1 for the deterministic unet.
+
+    Diffusion: the condition is repeated member-minor (B·K rows per forward) and sampled
+    with DDIM or DDPM, known pixels A clamped per `clamp`.
+    """
+    x, a = batch["x"], batch["x_valid"]
+    cond = build_condition(
+        x, a, batch.get("eo"), use_mask_channels=hparams["use_mask_channels"], use_eo=hparams["use_eo"]
+    )
+    coords = batch.get("coords")
+    b, c, h, w = x.shape
+    if hparams["objective"] == "unet":
+        t0 = torch.zeros(b, dtype=torch.long, device=x.device)
+        return net(torch.zeros_like(x), t0, cond, coords)[:, None].float()
+    k = int(members)
+    cond_k = repeat_for_members(cond, k)
+    coords_k = None if coords is None else repeat_for_members(coords, k)
+    known, known_mask = repeat_for_members(x, k), repeat_for_members(a, k)
+    # the ambient denoiser only ever saw Ã ⊙ x_t (Ã ⊆ A) when the noisy branch is masked
+    mask_noisy = hparams["objective"] == "ambient" and bool(hparams["objective_cfg"].get("mask_noisy_branch"))
+
+    def model_fn(x_t: Tensor, t: Tensor) -> Tensor:
+        return net(known_mask * x_t if mask_noisy else x_t, t, cond_k, coords_k)
+
+    parameterization = hparams["model_cfg"]["diffusion"]["parameterization"]
+    common: dict[str, Any] = dict(
+        parameterization=parameterization, known=known, known_mask=known_mask, clamp=clamp, generator=generator
+    )
+    if sampler == "ddim":
+        out = ddim_sample(model_fn, schedule, (b * k, c, h, w), steps=steps, eta=eta, **common)
+    elif sampler == "ddpm":
+        out = ddpm_sample(model_fn, schedule, (b * k, c, h, w), **common)
+    else:
+        raise ConfigError(f"sample.sampler = {sampler!r}: use 'ddim' or 'ddpm'")
+    return split_members(out.float(), k)
+
+
+def denormalise(values: np.ndarray, stats: Mapping[str, Any], channel_axis: int) -> np.ndarray:
+    """degC = v · std_c + mean_c (float32), channels on `channel_axis`."""
+    shape = [1] * values.ndim
+    shape[channel_axis] = -1
+    mean = np.asarray(stats["mean"], np.float32).reshape(shape)
+    std = np.asarray(stats["std"], np.float32).reshape(shape)
+    return (values.astype(np.float32) * std + mean).astype(np.float32)
+
+
+def patch_scores(pred: np.ndarray, truth: np.ndarray, observed: np.ndarray, valid: np.ndarray) -> dict[str, float]:
+    """RMSE over hidden ocean pixels; PSNR and SSIM per channel (data_range = target max-min), averaged.
+
+    Arrays (C, H, W) in degC; truth may hold anything where not valid.
+    """
+    hidden = metrics.hidden_mask(observed, valid)
+    truth = np.where(valid.astype(bool), truth, np.nan)
+    ranges = np.asarray(metrics.data_range(truth, valid))
+    psnr = [metrics.psnr(pred[c], truth[c], ranges[c], hidden[c]) for c in range(len(pred))]
+    ssim = [metrics.ssim(pred[c], truth[c], float(ranges[c]), hidden[c]) for c in range(len(pred))]
+    finite = lambda v: [float(x) for x in v if np.isfinite(x)]  # noqa: E731
+    return {
+        "rmse": float(metrics.rmse(pred, truth, hidden)),
+        "psnr": float(np.mean(finite(psnr))) if finite(psnr) else float("nan"),
+        "ssim": float(np.mean(finite(ssim))) if finite(ssim) else float("nan"),
+    }
+
+
+class DepthDifModule(L.LightningModule):
+    """Trains `net` with `training_loss(objective)`; validates loss + a short DDIM reconstruction.
+
+    AdamW(lr, weight_decay); ReduceLROnPlateau on the mean val loss is stepped here after
+    every validation (Lightning steps plateau schedulers by batch-in-epoch, not global step).
+    """
+
+    def __init__(self, hparams: Mapping[str, Any], train_cfg: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.model_hparams: dict[str, Any] = _plain(hparams)
+        self.train_cfg: dict[str, Any] = _plain(train_cfg)
+        self.save_hyperparameters({"model": self.model_hparams, "train": self.train_cfg})
+        self.net, self.schedule = build_model(self.model_hparams)
+        if self.train_cfg["channels_last"]:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.objective: str = self.model_hparams["objective"]
+        self._generator: torch.Generator | None = None
+        self._generator_state: Tensor | None = None
+        self._plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._plateau_state: dict[str, Any] | None = None
+        self._scores: list[dict[str, float]] = []
+        self._val_loss = torch.zeros(2, dtype=torch.float64)
+        #: degC arrays of validation patch 0 (input, target, prediction, masks) for the image callback
+        self.val_example: dict[str, np.ndarray] | None = None
+
+    # --- loss -------------------------------------------------------------------------
+    def loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:
+        diffusion = self.model_hparams["model_cfg"]["diffusion"]
+        return training_loss(
+            self.net,
+            self.schedule,
+            batch,
+            objective=self.objective,  # type: ignore[arg-type]
+            objective_cfg=self.model_hparams["objective_cfg"],
+            parameterization=diffusion["parameterization"],
+            use_eo=self.model_hparams["use_eo"],
+            use_mask_channels=self.model_hparams["use_mask_channels"],
+            generator=generator,
+        )
+
+    def train_generator(self) -> torch.Generator:
+        """Seeded generator for the diffusion draws (t, ε, Ã); its state is checkpointed."""
+        if self._generator is None or self._generator.device != self.device:
+            self._generator = torch.Generator(device=self.device)
+            self._generator.manual_seed(seed_for("train", self.train_cfg["seed"], self.global_rank))
+            if self._generator_state is not None:
+                self._generator.set_state(self._generator_state)
+                self._generator_state = None
+        return self._generator
+
+    def _eval_generator(self, *parts: object) -> torch.Generator:
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(seed_for("val", self.train_cfg["seed"], *parts))
+        return gen
+
+    # --- Lightning hooks --------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        # after the callbacks' setup, so the EMA copy holds the plain (uncompiled) network
+        if stage == "fit" and self.train_cfg["compile"]:
+            self.net.compile()
+
+    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
+        if self.train_cfg["channels_last"]:
+            return {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
+        return batch
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, logs = self.loss(batch, self.train_generator())
+        size = int(batch["y"].shape[0])
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        for key in TRAIN_LOGS:
+            if key in logs:
+                self.log(f"train/{key}", float(logs[key]), batch_size=size)
+        self.log("lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]), batch_size=size)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._scores = []
+        self._val_loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # Σ loss·B, Σ B
+        self.val_example = None
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        size = int(batch["y"].shape[0])
+        loss, _ = self.loss(batch, self._eval_generator("loss", batch_idx))
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
+        self._val_loss += torch.stack([loss.detach().double() * size, loss.new_tensor(size, dtype=torch.float64)])
+        chosen = (batch["index"] < int(self.train_cfg["val_examples"])).nonzero().flatten()
+        if len(chosen) == 0:
+            return
+        sub = {k: v[chosen] for k, v in batch.items()}
+        pred = reconstruct(
+            self.net, self.schedule, sub, self.model_hparams,
+            sampler="ddim", steps=int(self.train_cfg["val_ddim_steps"]),
+            generator=self._eval_generator("sample", batch_idx),
+        )[:, 0]
+        stats = self.model_hparams["stats"]
+        pred_c = denormalise(pred.cpu().numpy(), stats, 1)
+        true_c = denormalise(sub["y"].float().cpu().numpy(), stats, 1)
+        observed = sub["x_valid"].cpu().numpy() > 0.5
+        valid = sub["y_valid"].cpu().numpy() > 0.5
+        for i in range(len(pred_c)):
+            self._scores.append(patch_scores(pred_c[i], true_c[i], observed[i], valid[i]))
+            if int(sub["index"][i]) == 0:
+                self.val_example = {
+                    "observed_input": np.where(observed[i], true_c[i], np.nan),
+                    "target": np.where(valid[i], true_c[i], np.nan),
+                    "prediction": np.where(valid[i], pred_c[i], np.nan),
+                    "observed": observed[i],
+                    "valid": valid[i],
+                }
+
+    def on_validation_epoch_end(self) -> None:
+        keys = ("rmse", "psnr", "ssim")
+        # (sum, count) per metric, summed over ranks: a rank may hold none of the examples
+        totals = torch.tensor(
+            [[sum(s[k] for s in self._scores if np.isfinite(s[k])), sum(np.isfinite(s[k]) for s in self._scores)]
+             for k in keys],
+            dtype=torch.float64, device=self.device,
+        )
+        val_loss = self._val_loss
+        if self.trainer.world_size > 1:
+            totals = self.all_gather(totals).sum(0)
+            val_loss = self.all_gather(val_loss).sum(0)
+        for key, (total, count) in zip(keys, totals.tolist()):
+            self.log(f"val/{key}", total / count if count else float("nan"))
+        # here, not in on_validation_end: the resume checkpoint saved then must include this step
+        if not self.trainer.sanity_checking and self._plateau is not None and val_loss[1] > 0:
+            self._plateau.step(float(val_loss[0] / val_loss[1]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        optimizer = torch.optim.AdamW(
+            self.net.parameters(), lr=float(self.train_cfg["lr"]), weight_decay=float(self.train_cfg["weight_decay"])
+        )
+        self._plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=float(self.train_cfg["lr_factor"]), patience=int(self.train_cfg["lr_patience"])
+        )
+        if self._plateau_state is not None:
+            self._plateau.load_state_dict(self._plateau_state)
+            self._plateau_state = None
+        return optimizer
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["depthdif"] = {
+            "plateau": None if self._plateau is None else self._plateau.state_dict(),
+            "generator": None if self._generator is None else self._generator.get_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("depthdif", {})
+        if state.get("plateau") is not None:
+            if self._plateau is not None:
+                self._plateau.load_state_dict(state["plateau"])
+            else:
+                self._plateau_state = state["plateau"]
+        if state.get("generator") is not None:
+            self._generator = None
+            self._generator_state = state["generator"]
