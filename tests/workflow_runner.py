@@ -13,8 +13,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-_RULE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\s*$")
+_RULE = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$")
 _WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
+TARGET_RULES = {"all", "data", "train", "sample", "evaluate", "figures"}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -37,14 +38,14 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
 
 
 def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a dry run lists."""
+    """(rule, wildcards) of every job a dry run lists, target rules left out."""
     jobs: list[tuple[str, dict[str, str]]] = []
     for line in output.splitlines():
         if match := _RULE.match(line):
             jobs.append((match.group(1), {}))
         elif (match := _WILDCARDS.match(line)) and jobs:
             jobs[-1][1].update(dict(item.split("=", 1) for item in match.group(1).split(", ")))
-    return jobs
+    return [(rule, wildcards) for rule, wildcards in jobs if rule not in TARGET_RULES]
 
 
 def make_workdir(path: Path, config: dict | None = None, base: str = "tests/configs/tiny.yaml") -> Path:

@@ -104,19 +104,26 @@ def spectral_field(
     """
     ny, nx = shape
     rng = np.random.default_rng(seed)
-    ky = fft.fftfreq(ny, d=spacing_km[0])[:, None]
-    kx = fft.fftfreq(nx, d=spacing_km[1])[None, :]
-    amp = (1.0 + (np.pi * scale_km) ** 2 * (ky**2 + kx**2)) ** -1.0
+    ky = fft.fftfreq(ny, d=spacing_km[0]).astype(np.float32)[:, None]
+    kx = fft.fftfreq(nx, d=spacing_km[1]).astype(np.float32)[None, :]
+    amp = 1.0 / (1.0 + np.float32(np.pi * scale_km) ** 2 * (ky**2 + kx**2))
     amp[0, 0] = 0.0
-    coef = rng.standard_normal((ny, nx), dtype=np.float32) + 1j * rng.standard_normal((ny, nx), dtype=np.float32)
-    if drift_km or jitter:
-        xi = rng.standard_normal((ny, nx), dtype=np.float32)
-        coef *= np.exp(1j * month * (2 * np.pi * kx * drift_km + jitter * xi)).astype(np.complex64)
-    norm = np.sqrt(np.sum(amp**2)) / (ny * nx)
+    norm = float(np.sqrt(np.sum(amp.astype(np.float64) ** 2))) / (ny * nx)
     if norm == 0:  # 1x1 grid: no fluctuation
         return np.zeros(shape, dtype=np.float32)
-    field = fft.ifft2(coef * amp.astype(np.float32), workers=1).real / norm
-    return field.astype(np.float32)
+    real = rng.standard_normal((ny, nx), dtype=np.float32)
+    imag = rng.standard_normal((ny, nx), dtype=np.float32)
+    if drift_km or jitter:
+        xi = rng.standard_normal((ny, nx), dtype=np.float32)
+        # Phase per mode, reduced mod 2 pi in float64 so float32 cos/sin stay accurate.
+        rate = (2 * np.pi * drift_km) * kx.astype(np.float64) + jitter * xi
+        phase = np.remainder(month * rate, 2 * np.pi).astype(np.float32)
+        cos, sin = np.cos(phase), np.sin(phase)
+        real, imag = real * cos - imag * sin, real * sin + imag * cos
+    coef = np.empty((ny, nx), dtype=np.complex64)
+    coef.real, coef.imag = real * amp, imag * amp
+    field = fft.ifft2(coef, workers=1, overwrite_x=True).real
+    return (field / np.float32(norm)).astype(np.float32)
 
 
 def _bathymetry(shape: tuple[int, int], spacing: tuple[float, float], seed: int, land: bool) -> np.ndarray:
@@ -135,31 +142,43 @@ def _bathymetry(shape: tuple[int, int], spacing: tuple[float, float], seed: int,
     return depth.astype(np.float32)
 
 
-def _temperature(z: float, lat: np.ndarray, eddy: np.ndarray, sub: np.ndarray, meander: np.ndarray,
-                 season: float) -> np.ndarray:
-    """Temperature (degC) at depth `z` for the fields of one month (see module doc)."""
+def _month_state(lat: np.ndarray, eddy: np.ndarray, sub: np.ndarray, meander: np.ndarray,
+                 season: float) -> dict[str, np.ndarray]:
+    """Depth-independent 2-D float32 fields of one month (see module doc)."""
+    lat = lat.astype(np.float32)
     phi = np.radians(lat)
     hemi = np.sign(lat) + (lat == 0)
-    t_surface = -1.0 + 29.5 * np.cos(phi) ** 1.6
     # Each front concentrates the local gradient into a meandering step: a tanh minus a
     # +-8 degree ramp of the same size, so it adds nothing far from the front.
-    fronts = sum(
-        -np.sign(f) * dt / 2 * (np.tanh((lat - f - 1.0 * meander) / 0.8) - np.clip((lat - f) / 8.0, -1, 1))
-        for f, dt in _FRONTS
-    )
-    t_up = t_surface + fronts * np.exp(-z / 600.0)
+    fronts = np.zeros_like(lat)
+    for f, dt in _FRONTS:
+        fronts -= np.float32(np.sign(f) * dt / 2) * (np.tanh((lat - f - meander) / 0.8) - np.clip((lat - f) / 8.0, -1, 1))
     winter = 0.5 * (1.0 - season * hemi)
     mld = (15.0 + 150.0 * winter * np.clip(np.abs(lat) / 45.0, 0.15, 1.2)) * np.clip(1 + 0.25 * eddy, 0.5, 2.0)
-    thermocline = 150.0 + 400.0 * np.exp(-(((np.abs(lat) - 30.0) / 15.0) ** 2))
-    zz = np.maximum(z - 30.0 * eddy, 0.0)  # heave: warm eddies push isotherms down
+    return {
+        "t_surface": -1.0 + 29.5 * np.cos(phi) ** 1.6,
+        "fronts": fronts,
+        "mld": mld,
+        "thermocline": 150.0 + 400.0 * np.exp(-(((np.abs(lat) - 30.0) / 15.0) ** 2)),
+        "seasonal": 5.5 * np.sin(phi) * np.float32(season),
+        "eddy": eddy,
+        "eddy_surface": (0.35 + 0.5 * np.exp(-(((np.abs(lat) - 38.0) / 10.0) ** 2))) * eddy,
+        "sub": sub,
+    }
+
+
+def _temperature(z: float, m: dict[str, np.ndarray]) -> np.ndarray:
+    """Temperature (degC) at depth `z` from a month's fields (see module doc)."""
+    t_up = m["t_surface"] + m["fronts"] * np.float32(np.exp(-z / 600.0))
+    zz = np.maximum(z - 30.0 * m["eddy"], 0.0)  # heave: warm eddies push isotherms down
     t_deep = 1.0 + 3.5 * np.exp(-zz / 1000.0)
     # The permanent thermocline sits below a fixed 30 m layer; the seasonal MLD only shapes
     # how deep the seasonal anomaly reaches.
-    background = t_deep + (t_up - t_deep) * np.exp(-np.maximum(zz - 30.0, 0.0) / thermocline)
-    seasonal = 5.5 * np.sin(phi) * season * np.where(z <= mld, 1.0, np.exp(-np.maximum(z - mld, 0.0) / 40.0))
-    eddy_amp = 0.35 + 0.5 * np.exp(-(((np.abs(lat) - 38.0) / 10.0) ** 2))
-    anomaly = eddy_amp * eddy * np.exp(-z / 200.0) + 0.5 * sub * np.exp(-(((z - 300.0) / 250.0) ** 2))
-    return (background + seasonal + anomaly).astype(np.float32)
+    temp = t_deep + (t_up - t_deep) * np.exp(-np.maximum(zz - 30.0, 0.0) / m["thermocline"])
+    temp += m["seasonal"] * np.exp(-np.maximum(z - m["mld"], 0.0) / 40.0)
+    temp += m["eddy_surface"] * np.float32(np.exp(-z / 200.0))
+    temp += m["sub"] * np.float32(0.5 * np.exp(-(((z - 300.0) / 250.0) ** 2)))
+    return temp.astype(np.float32, copy=False)
 
 
 def synthetic_period_dataset(
@@ -185,12 +204,12 @@ def synthetic_period_dataset(
     bathy = _bathymetry((ny, nx), spacing, seed, bool(syn["land"]))
     # Seasonal phase: +1 in late August (NH summer), mid-month.
     season = float(np.cos(2 * np.pi * ((month % 12 + 0.5) / 12.0 - 0.65)))
-    lat2 = np.broadcast_to(lat[:, None], (ny, nx))
+    state = _month_state(np.broadcast_to(lat[:, None], (ny, nx)), eddy, sub, meander, season)
 
     depths = glorys_levels(data_cfg)
     thetao = np.empty((1, depths.size, ny, nx), dtype=np.float32)
     for c, z in enumerate(depths):
-        level = _temperature(float(z), lat2, eddy, sub, meander, season)
+        level = _temperature(float(z), state)
         level[bathy <= z] = np.nan
         thetao[0, c] = level
     time = np.array([np.datetime64("1970-01", "M") + month], dtype="datetime64[ns]")
@@ -201,7 +220,7 @@ def synthetic_period_dataset(
     ds.attrs.update(period=period, synthetic_seed=seed)
     if eo:
         surface = thetao[0, 0] if depths[0] == GLORYS_DEPTHS[0] else _temperature(
-            float(GLORYS_DEPTHS[0]), lat2, eddy, sub, meander, season)
+            float(GLORYS_DEPTHS[0]), state)
         sst = cf.smooth_nan(np.where(bathy > GLORYS_DEPTHS[0], surface, np.nan), float(syn["eo_smooth_px"]))
         rng = np.random.default_rng(seed_for(seed, period, "eo"))
         sst = sst + rng.normal(0.0, float(syn["eo_noise_std"]), sst.shape).astype(np.float32)

@@ -68,9 +68,9 @@ def reconstruction_grid(samples: Mapping[str, str | os.PathLike[str]], out_png: 
             rmse = float(np.sqrt(np.nanmean(np.square(errors[method][hidden])))) if hidden.any() else np.nan
             top[2 + j].set_title(f"{method}")
             err = show_map(bottom[2 + j], errors[method], BALANCE, -lim, lim, ext)
-            bottom[2 + j].set_title(f"{method} error, RMSE {rmse:.2f}", fontsize="small")
-        fig.colorbar(im, ax=list(top), shrink=0.9, label=f"temperature ({DEGC})")
-        fig.colorbar(err, ax=list(bottom), shrink=0.9, label=f"pred − truth ({DEGC})")
+            bottom[2 + j].set_title(f"error, RMSE {rmse:.2f}", fontsize="small")
+        fig.colorbar(im, ax=list(top), shrink=0.9, label=f"T ({DEGC})")
+        fig.colorbar(err, ax=list(bottom), shrink=0.9, label=f"error ({DEGC})")
         _spread_panels(fig, bottom[:2], datasets, ensembles, i, level, valid, observed, ext)
     fig.suptitle(f"{scenario}: test reconstructions at {depth:g} m (grey: land)")
     save_png(fig, out_png, dpi_of(cfg))
@@ -93,5 +93,5 @@ def _spread_panels(fig: Any, axes: Any, datasets: Mapping[str, Any], ensembles: 
     hi = max(robust_range(*stds.values())[1], 1e-6)
     for ax, (method, std) in zip(slots, stds.items()):
         im = show_map(ax, std, SPREAD, 0.0, hi, ext)
-        ax.set_title(f"{method} ensemble std", fontsize="small")
-    fig.colorbar(im, ax=slots, location="left", shrink=0.9, label=f"std ({DEGC})")
+        ax.set_title(f"{method} std", fontsize="small")
+    fig.colorbar(im, ax=slots, location="left", shrink=0.9, label=f"ensemble std ({DEGC})")

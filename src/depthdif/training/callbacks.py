@@ -145,28 +145,30 @@ def plot_val_example(example: dict[str, np.ndarray], path: str | os.PathLike[str
 
     target = example["target"]
     rows = target.shape[0]
-    fig, axes = plt.subplots(rows, 5, figsize=(12, 2.4 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, 5, figsize=(11, 2.1 * rows + 0.5), squeeze=False)
     error = np.abs(example["prediction"] - target)
     # masks: 0 land/sea floor, 1 hidden ocean, 2 observed
     masks = example["valid"].astype(np.int8) + example["observed"].astype(np.int8)
     for c in range(rows):
         finite = target[c][np.isfinite(target[c])]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        thermal = dict(cmap=cmocean.cm.thermal, vmin=lo, vmax=hi)
         panels = [
-            ("observed input", example["observed_input"][c], dict(cmap=cmocean.cm.thermal, vmin=lo, vmax=hi)),
-            ("target", target[c], dict(cmap=cmocean.cm.thermal, vmin=lo, vmax=hi)),
-            ("prediction", example["prediction"][c], dict(cmap=cmocean.cm.thermal, vmin=lo, vmax=hi)),
+            ("observed input", example["observed_input"][c], thermal),
+            ("target", target[c], thermal),
+            ("prediction", example["prediction"][c], thermal),
             ("|error|", error[c], dict(cmap=cmocean.cm.amp, vmin=0.0)),
-            ("mask (hidden/observed)", masks[c], dict(cmap="Greys", vmin=0, vmax=2)),
+            ("hidden / observed", masks[c], dict(cmap="Greys", vmin=0, vmax=2)),
         ]
+        images = []
         for ax, (name, data, style) in zip(axes[c], panels):
-            im = ax.imshow(data, origin="lower", interpolation="nearest", **style)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            images.append(ax.imshow(data, origin="lower", interpolation="nearest", **style))
+            ax.set_axis_off()
             ax.set_title(f"{name}, {depth[c]:.0f} m" if c < len(depth) else name, fontsize=8)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="degC" if name != "mask (hidden/observed)" else "")
+        # one colorbar for the three temperature panels, one for the error (colorbars are slow)
+        fig.colorbar(images[2], ax=axes[c, :3].tolist(), fraction=0.02, pad=0.01, label="degC")
+        fig.colorbar(images[3], ax=axes[c, 3], fraction=0.046, pad=0.02, label="degC")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)

@@ -1,0 +1,181 @@
+"""Lightning training: outputs, exact resume, restart on config change, NaN guard, SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from depthdif.diffusion import DiffusionConfigError
+from depthdif.errors import TrainingError
+from depthdif.io import write_json
+from depthdif.training import build_model, merge_metrics, train
+from depthdif.training import module as module_mod
+from depthdif.training.datamodule import ShardDataModule
+from depthdif.training.module import DepthDifModule
+from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return splits(tmp_path_factory.mktemp("shards"))
+
+
+def fit(shards: dict[str, Path], root: Path, objective: str = "standard", model: dict | None = None, **train: object) -> dict:
+    return train_fn(objective, model or model_cfg(), OBJECTIVES[objective], train_cfg(**train), shards, root)
+
+
+def train_fn(objective: str, model: dict, objective_cfg: dict, tcfg: dict, shards: dict[str, Path], root: Path) -> dict:
+    return train(objective, model, objective_cfg, tcfg, shards["train"], shards["val"], root / "out", root / "state")
+
+
+def test_fit_writes_outputs_then_resume_continues_exactly(shards: dict[str, Path], tmp_path: Path) -> None:
+    first = fit(shards, tmp_path / "resumed", "ambient", max_steps=4)
+    assert first["global_step"] == 4 and first["resumed_from"] is None
+
+    out = tmp_path / "resumed" / "out"
+    ckpt = torch.load(out / "model.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 4 and ckpt["ema"] is True
+    hp = ckpt["hparams"]
+    assert (hp["objective"], hp["channels"], hp["cond_channels"], hp["has_eo"]) == ("ambient", 2, 5, True)
+    assert len(hp["stats"]["mean"]) == 2 and len(hp["depth"]) == 2
+    net, _ = build_model(hp)
+    net.load_state_dict(ckpt["state_dict"])  # strict: every key present
+    assert sorted(p.name for p in (out / "val_examples").iterdir()) == ["step-000002.png", "step-000004.png"]
+
+    second = fit(shards, tmp_path / "resumed", "ambient", max_steps=8)
+    assert second["resumed_from"] == 4 and second["global_step"] == 8 and not second["restarted"]
+    assert torch.load(out / "model.ckpt", weights_only=True)["global_step"] == 8
+    runs = sorted((tmp_path / "resumed" / "state" / "logs").glob("version_*/metrics.csv"))
+    assert [int(pd.read_csv(p)["step"].min()) for p in runs] == [0, 4]  # the 2nd run logs from step 4
+
+    text = (out / "metrics.csv").read_text()
+    assert text.count("step,") == 1  # one header
+    metrics = pd.read_csv(out / "metrics.csv")
+    train_rows = metrics.dropna(subset=["train/loss"])
+    assert train_rows["step"].tolist() == list(range(8))
+    assert metrics["val/rmse"].notna().sum() == 4  # validations at steps 2, 4, 6, 8
+    assert {"lr", "train/observed_fraction", "train/kept_fraction", "train/field_std", "val/psnr", "val/ssim"} <= set(metrics)
+    assert 0.0 < metrics["val/rmse"].dropna().iloc[-1] < 10.0  # degC on ~3 degC fields
+
+    # an uninterrupted 8-step run ends with the same weights (epoch-boundary resume is exact)
+    straight = fit(shards, tmp_path / "straight", "ambient", max_steps=8)
+    assert straight["global_step"] == 8
+    ref = torch.load(tmp_path / "straight" / "out" / "model.ckpt", weights_only=True)["state_dict"]
+    got = torch.load(out / "model.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_config_change_starts_over(shards: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fit(shards, tmp_path, max_steps=2)
+    again = fit(shards, tmp_path, max_steps=2)  # same config, already done: resumes at its end
+    assert again["resumed_from"] == 2
+    with caplog.at_level(logging.WARNING, logger="depthdif.training"):
+        changed = fit(shards, tmp_path, max_steps=2, lr=1e-3)
+    assert changed["restarted"] and changed["resumed_from"] is None and changed["global_step"] == 2
+    assert "starting over" in caplog.text and "train.lr" in caplog.text
+    metrics = pd.read_csv(tmp_path / "out" / "metrics.csv").dropna(subset=["train/loss"])
+    assert metrics["step"].tolist() == [0, 1]  # the old runs' logs are gone
+    assert len(list((tmp_path / "state" / "logs").glob("version_*"))) == 1
+
+
+def test_nan_loss_names_step_and_last_checkpoint(
+    shards: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = module_mod.training_loss
+    calls = {"train": 0}
+
+    def nan_from_step_3(model, schedule, batch, **kw):  # type: ignore[no-untyped-def]
+        loss, logs = real(model, schedule, batch, **kw)
+        if torch.is_grad_enabled():  # training steps only (preflight and validation run without grad)
+            calls["train"] += 1
+            if calls["train"] > 3:
+                loss = loss * float("nan")
+        return loss, logs
+
+    monkeypatch.setattr(module_mod, "training_loss", nan_from_step_3)
+    with pytest.raises(TrainingError, match="at step 3") as err:
+        fit(shards, tmp_path, max_steps=8)
+    assert str(tmp_path / "state" / "last.ckpt") in str(err.value)
+    assert torch.load(tmp_path / "state" / "last.ckpt", weights_only=True)["global_step"] == 2
+    assert not (tmp_path / "out" / "model.ckpt").exists()
+
+
+def test_diverging_lr_before_any_checkpoint(shards: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="non-finite training loss .* at step 1; last good checkpoint: none yet"):
+        fit(shards, tmp_path, objective="unet", max_steps=8, lr=1e30, grad_clip=0.0, checkpoint_every_n_steps=4)
+
+
+def test_ambient_epsilon_fails_before_training(shards: dict[str, Path], tmp_path: Path) -> None:
+    model = model_cfg()
+    model["diffusion"]["parameterization"] = "epsilon"
+    with pytest.raises(ValueError, match="parameterization = 'x0'") as err:
+        fit(shards, tmp_path, "ambient", model=model)
+    assert isinstance(err.value, DiffusionConfigError)
+    assert not (tmp_path / "state" / "last.ckpt").exists() and not (tmp_path / "state" / "logs").exists()
+
+
+def test_sigterm_saves_last_and_exits_nonzero(
+    shards: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_step = DepthDifModule.training_step
+
+    def step_then_sigterm(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        if self.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # Lightning stops after this batch
+        return real_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(DepthDifModule, "training_step", step_then_sigterm)
+    with pytest.raises(SystemExit) as stop:
+        fit(shards, tmp_path, max_steps=8, checkpoint_every_n_steps=100)
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert torch.load(tmp_path / "state" / "last.ckpt", weights_only=True)["global_step"] == 3
+    assert not (tmp_path / "out" / "model.ckpt").exists()
+
+    monkeypatch.setattr(DepthDifModule, "training_step", real_step)
+    resumed = fit(shards, tmp_path, max_steps=8, checkpoint_every_n_steps=100)
+    assert resumed["resumed_from"] == 3 and resumed["global_step"] == 8
+
+
+def test_unet_baseline_with_film_turns_augment_off(
+    shards: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="depthdif.training"):
+        result = fit(shards, tmp_path, "unet", model=model_cfg(film=True), max_steps=2, augment=True)
+    assert "train.augment is off" in caplog.text
+    ckpt = torch.load(tmp_path / "out" / "model.ckpt", weights_only=True)
+    assert ckpt["hparams"]["objective"] == "unet" and ckpt["ema"] is False and result["global_step"] == 2
+    assert any(k.startswith("coord_mlp.") for k in ckpt["state_dict"])
+
+
+def test_merge_metrics_drops_rows_an_interrupted_run_redid(tmp_path: Path) -> None:
+    for version, (start, steps) in enumerate([(0, range(0, 6)), (4, range(4, 8))]):
+        folder = tmp_path / f"version_{version}"
+        folder.mkdir()
+        pd.DataFrame({"step": list(steps), "train/loss": [float(version)] * len(steps)}).to_csv(folder / "metrics.csv", index=False)
+        write_json(folder / "run.json", {"start_step": start})
+    merged = pd.read_csv(merge_metrics(tmp_path, tmp_path / "metrics.csv"))
+    assert merged["step"].tolist() == list(range(8))
+    assert merged["train/loss"].tolist() == [0.0] * 4 + [1.0] * 4
+
+
+def test_datamodule_epoch_order_is_seeded(shards: dict[str, Path]) -> None:
+    dm = ShardDataModule(shards["train"], shards["val"], batch_size=32, seed=3)
+    order = {}
+    for epoch in (0, 1, 0):
+        dm.set_epoch(epoch)
+        batches = list(dm.train_dataloader())
+        assert len(batches) == 1 and len(batches[0]["index"]) == 8  # batch clamped to the 8 patches
+        order.setdefault(epoch, []).append(batches[0]["index"].tolist())
+    assert order[0][0] == order[0][1] != order[1][0]
+    assert [b["index"].tolist() for b in dm.val_dataloader()] == [list(range(8))]
