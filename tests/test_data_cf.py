@@ -72,7 +72,7 @@ def _column_4d(positive_up: bool = False) -> xr.Dataset:
 @pytest.mark.parametrize("positive_up", [False, True])
 def test_depth_selection_by_value_and_index(positive_up: bool) -> None:
     ds = _column_4d(positive_up)
-    near = cf.standardize(ds, "votemper", depth_levels=[40.0, 290.0], depth_selection="nearest", region=GLOBE)
+    near = cf.standardize(ds, "votemper", depth_levels=[290.0, 40.0], depth_selection="nearest", region=GLOBE)
     idx = cf.standardize(ds, "votemper", depth_levels=[1, 3], depth_selection="index", region=GLOBE)
     for out in (near, idx):
         np.testing.assert_array_equal(out["depth"], [50.0, 300.0])

@@ -56,7 +56,8 @@ def test_no_patches_error_message(tmp_path) -> None:
     y[:, :32, 16:] = np.nan  # top row all NaN: the best tile is (1, 2) with 0.25
     path = write_thetao(tmp_path / "t.nc", y, depth=[0.494, 47.37])
     data, cfg = sections({"eo": "none"}, {"max_nodata_fraction": 0.05})
-    with pytest.raises(NoPatchesError, match=r"Examined 6 tiles.*best nodata fraction was 0\.250 > patches\.max_nodata_fraction") as err:
+    message = r"Examined 6 tiles.*best nodata fraction was 0\.250 > patches\.max_nodata_fraction"
+    with pytest.raises(NoPatchesError, match=message) as err:
         patches.extract_period(path, None, "2015-01", data, cfg, tmp_path / "x.npz")
     assert "patches.size" in str(err.value) and "data.region" in str(err.value)
     assert not (tmp_path / "x.npz").exists()

@@ -112,3 +112,17 @@ def test_write_synthetic_period_files(tmp_path) -> None:
         np.testing.assert_array_equal(eo["latitude"], ds["latitude"])
         assert eo["analysed_sst"].attrs["units"] == "degC"
         assert float(ds["longitude"].min()) == pytest.approx(-39.875)
+
+
+def test_retrieve_dispatch(tmp_path) -> None:
+    from depthdif.data.retrieve import retrieve_period
+    from depthdif.errors import ConfigError
+
+    data, _ = sections({"eo": "none"})
+    retrieve_period("2015-01", data, tmp_path / "a.nc")
+    with xr.open_dataset(tmp_path / "a.nc") as ds:
+        assert ds["thetao"].shape == (1, 4, 96, 128)
+    with pytest.raises(ConfigError, match="data.source"):
+        retrieve_period("2015-01", {**data, "source": "ftp"}, tmp_path / "b.nc")
+    with pytest.raises(ConfigError, match="ostia"):
+        retrieve_period("2015-01", {**data, "eo": "ostia"}, tmp_path / "b.nc", None)

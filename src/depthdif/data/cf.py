@@ -205,7 +205,8 @@ def _region_indices(lat: np.ndarray, lon: np.ndarray, region: dict[str, float],
             f"and its longitude {np.nanmin(lon):g}..{np.nanmax(lon):g}. Change data.region."
         )
     lat_in = lat_in[np.argsort(lat[lat_in], kind="stable")]
-    lon_in = lon_in[np.argsort(wrapped[lon_in], kind="stable")]
+    # np.unique sorts and drops repeated columns (e.g. both 0 and 360 in a global file).
+    lon_in = lon_in[np.unique(wrapped[lon_in], return_index=True)[1]]
     return lat_in, lon_in, wrapped
 
 
@@ -320,6 +321,7 @@ def _depth_indices(ds: xr.Dataset, dim: str, n: int, levels: Sequence[float] | N
             f"config key 'data.depth_levels' {list(levels or [])}: two levels map to the same depth "
             f"of {src} (its levels: {np.round(np.sort(values), 2).tolist()}); pick distinct levels."
         )
+    idx = idx[np.argsort(values[idx], kind="stable")]  # output depth ascending
     return idx, values[idx]
 
 

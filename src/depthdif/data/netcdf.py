@@ -129,7 +129,9 @@ def write_netcdf_period(
 ) -> None:
     """Raw thetao (and EO) file of one period from ``data.netcdf.paths`` / ``eo_paths``.
 
-    Monthly period: mean of the file time steps in that month; ``tNNNN``: time index NNNN.
+    Monthly period: mean of the file time steps in that month; ``tNNNN``: time index NNNN
+    of the files' time axes laid end to end (sorted glob order). The EO files get the
+    same period selection, then are regridded onto the thetao grid.
     """
     nc = data_cfg["netcdf"]
     paths = expand_paths(nc["paths"], "data.netcdf.paths")

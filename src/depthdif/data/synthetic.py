@@ -8,11 +8,12 @@ Temperature at depth z (m, positive down) on a regular grid over ``data.region``
         + 0.5 * S * exp(-((z - 300 m) / 250 m)^2)                            subsurface anomaly
 
 with z' = z - 30 m * E (eddies heave the thermocline), T_up = meridional SST profile +
-meandering fronts, E and S independent unit-variance random fields with an isotropic
+meandering fronts (decaying over 600 m), E and S independent unit-variance random fields with an isotropic
 k^-3 energy spectrum beyond the ``eddy_scale_km`` knee whose Fourier phases drift
 westward and decorrelate slowly month by month (so consecutive months are correlated).
 A static random bathymetry (coasts, shelves, islands) masks land as NaN; land grows with
 depth. The EO field is the surface smoothed by ``eo_smooth_px`` plus white noise.
+``tNNNN`` period labels are read as month NNNN counted from 1970-01.
 """
 
 from __future__ import annotations
@@ -152,7 +153,8 @@ def _month_state(lat: np.ndarray, eddy: np.ndarray, sub: np.ndarray, meander: np
     # +-8 degree ramp of the same size, so it adds nothing far from the front.
     fronts = np.zeros_like(lat)
     for f, dt in _FRONTS:
-        fronts -= np.float32(np.sign(f) * dt / 2) * (np.tanh((lat - f - meander) / 0.8) - np.clip((lat - f) / 8.0, -1, 1))
+        step = np.tanh((lat - f - meander) / 0.8) - np.clip((lat - f) / 8.0, -1, 1)
+        fronts -= np.float32(np.sign(f) * dt / 2) * step
     winter = 0.5 * (1.0 - season * hemi)
     mld = (15.0 + 150.0 * winter * np.clip(np.abs(lat) / 45.0, 0.15, 1.2)) * np.clip(1 + 0.25 * eddy, 0.5, 2.0)
     return {
@@ -198,9 +200,10 @@ def synthetic_period_dataset(
     spacing = (dlat * KM_PER_DEG, dlon * KM_PER_DEG * max(np.cos(np.radians(lat.mean())), 0.1))
     month = _period_month(period)
     scale = float(syn["eddy_scale_km"])
-    eddy = spectral_field((ny, nx), spacing, scale, seed_for(seed, "eddy"), month, drift_km=25.0, jitter=0.25)
-    sub = spectral_field((ny, nx), spacing, 1.5 * scale, seed_for(seed, "subsurface"), month, drift_km=15.0, jitter=0.2)
-    meander = spectral_field((ny, nx), spacing, 3.0 * scale, seed_for(seed, "meander"), month, drift_km=30.0, jitter=0.2)
+    # Drift (km/month, westward) and jitter (rad/month) give a lag-1 correlation ~0.85.
+    eddy = spectral_field((ny, nx), spacing, scale, seed_for(seed, "eddy"), month, 25.0, 0.25)
+    sub = spectral_field((ny, nx), spacing, 1.5 * scale, seed_for(seed, "subsurface"), month, 15.0, 0.2)
+    meander = spectral_field((ny, nx), spacing, 3.0 * scale, seed_for(seed, "meander"), month, 30.0, 0.2)
     bathy = _bathymetry((ny, nx), spacing, seed, bool(syn["land"]))
     # Seasonal phase: +1 in late August (NH summer), mid-month.
     season = float(np.cos(2 * np.pi * ((month % 12 + 0.5) / 12.0 - 0.65)))

@@ -22,7 +22,8 @@ class ShardDataModule(L.LightningDataModule):
 
     The shuffle order of epoch e is drawn from seed_for("loader", seed, e) (see `set_epoch`).
     Persistent workers when num_workers > 0, except with augmentation: the per-epoch draw
-    (`ShardDataset.set_epoch`) must reach freshly started workers.
+    (`ShardDataset.set_epoch`) must reach freshly started workers. `channels_last` converts
+    the 4-D batch tensors after the device transfer.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class ShardDataModule(L.LightningDataModule):
         augment: bool = False,
         seed: int = 0,
         pin_memory: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.train_dir, self.val_dir = Path(train_dir), Path(val_dir)
@@ -43,6 +45,7 @@ class ShardDataModule(L.LightningDataModule):
         self.augment = bool(augment)
         self.seed = int(seed)
         self.pin_memory = bool(pin_memory)
+        self.channels_last = bool(channels_last)
         self.train_set: ShardDataset | None = None
         self.val_set: ShardDataset | None = None
         self._shuffle = torch.Generator().manual_seed(seed_for("loader", self.seed, 0))
@@ -81,6 +84,11 @@ class ShardDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0 and not (train and self.augment),
             pin_memory=self.pin_memory,
         )
+
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
+        if self.channels_last:
+            return {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         self.setup()

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ def train(
     datamodule = ShardDataModule(
         train_dir, val_dir, batch_size=train_cfg["batch_size"], num_workers=train_cfg["num_workers"],
         augment=train_cfg["augment"], seed=train_cfg["seed"], pin_memory=on_cuda,
+        channels_last=train_cfg["channels_last"],
     )
     _preflight(module, datamodule)
 
@@ -136,7 +138,10 @@ def train(
         f"resuming from {resume_from} at step {start_step}" if resume_from else "from step 0",
     )
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        with warnings.catch_warnings():
+            # state_dir always holds our own files (config hash, logs): not a mistake
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException as exc:
         log.error("stopped by SIGTERM at step %d; rerun to resume from %s", trainer.global_step, state_dir / LAST)
         raise SIGTERMException(128 + signal.SIGTERM) from exc

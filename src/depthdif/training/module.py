@@ -228,11 +228,6 @@ class DepthDifModule(L.LightningModule):
         if stage == "fit" and self.train_cfg["compile"]:
             self.net.compile()
 
-    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
-        if self.train_cfg["channels_last"]:
-            return {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
-        return batch
-
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, logs = self.loss(batch, self.train_generator())
         size = int(batch["y"].shape[0])

@@ -1,0 +1,140 @@
+"""inference.predict: samples netCDF round trip, clamping, batching of members, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from depthdif.diffusion import ConditionalUNet
+from depthdif.errors import DataError
+from depthdif.inference import load_checkpoint, predict
+from depthdif.samples import open_samples
+from depthdif.training import train
+from shard_factory import make_shards
+from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
+
+SAMPLE = {
+    "sampler": "ddim", "steps": 3, "eta": 0.0, "clamp_known_pixels": "renoise", "members": 3,
+    "save_members": True, "batch_size": 4, "seed": 0,
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Checkpoints of a 2-step standard and unet fit, plus the test shard folder."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("trained")
+    shards = splits(root)
+    out = {"test": shards["test"], "root": root}
+    for objective in ("standard", "unet"):
+        tcfg = train_cfg(max_steps=2, val_every_n_steps=100)
+        train(objective, model_cfg(), OBJECTIVES[objective], tcfg, shards["train"], shards["val"],
+              root / objective, root / f"state_{objective}")
+        out[objective] = root / objective / "model.ckpt"
+    return out
+
+
+def run(trained: dict[str, Path], tmp_path: Path, method: str = "standard", name: str = "s.nc", **cfg: object) -> Path:
+    out = tmp_path / name
+    predict(trained[method], trained["test"], {**SAMPLE, **cfg}, method=method, scenario="tiny", out_nc=out, device="cpu")
+    return out
+
+
+def test_samples_netcdf_round_trip_with_exact_observed_pixels(trained: dict[str, Path], tmp_path: Path) -> None:
+    ds = open_samples(run(trained, tmp_path))
+    assert dict(ds.sizes) == {"patch": 8, "member": 3, "depth": 2, "y": 16, "x": 16}
+    for name in ("thetao_pred", "thetao_std", "thetao_true", "thetao_members"):
+        assert ds[name].attrs["units"] == "degC"
+    assert ds["latitude"].dims == ("patch", "y") and ds["longitude"].dims == ("patch", "x")
+    assert np.issubdtype(ds["time"].dtype, np.datetime64) and ds["patch_id"].values[0].startswith("2015-01_")
+    np.testing.assert_allclose(ds["depth"].values, [0.5, 300.0])
+    ckpt = load_checkpoint(trained["standard"])
+    assert ds.attrs["config_hash"] == ckpt["config_hash"] and ds.attrs["checkpoint"] == str(trained["standard"])
+    assert (ds.attrs["method"], ds.attrs["scenario"], ds.attrs["sampler"], ds.attrs["steps"]) == ("standard", "tiny", "ddim", 3)
+    assert ds.attrs["n_members"] == 3
+
+    observed = ds["observed"].values.astype(bool)
+    valid = ds["valid"].values.astype(bool)
+    truth, pred, std = ds["thetao_true"].values, ds["thetao_pred"].values, ds["thetao_std"].values
+    assert observed.sum() > 0 and np.array_equal(pred[observed], truth[observed])  # exact, not approximately
+    members = ds["thetao_members"].values
+    assert np.array_equal(members[:, 1][observed], truth[observed])
+    assert np.all(std[observed] == 0)
+    hidden = valid & ~observed
+    assert np.all(std[hidden] > 0)  # members differ where nothing is known
+    np.testing.assert_allclose(pred[hidden], members.mean(1)[hidden], rtol=1e-5, atol=1e-4)
+    assert 5.0 < np.nanmean(truth) < 25.0 and np.isnan(truth[~valid]).all() and np.isnan(pred[~valid]).all()
+
+
+def test_without_clamping_observed_pixels_are_predicted(trained: dict[str, Path], tmp_path: Path) -> None:
+    ds = open_samples(run(trained, tmp_path, clamp_known_pixels="none", save_members=False))
+    observed = ds["observed"].values.astype(bool)
+    assert not np.array_equal(ds["thetao_pred"].values[observed], ds["thetao_true"].values[observed])
+    assert "thetao_members" not in ds and ds.attrs["n_members"] == 3
+
+
+def test_diffusion_sampling_is_seeded(trained: dict[str, Path], tmp_path: Path) -> None:
+    a = open_samples(run(trained, tmp_path, name="a.nc", save_members=False))
+    b = open_samples(run(trained, tmp_path, name="b.nc", save_members=False))
+    c = open_samples(run(trained, tmp_path, name="c.nc", save_members=False, seed=1))
+    assert np.array_equal(a["thetao_pred"].values, b["thetao_pred"].values, equal_nan=True)
+    assert not np.array_equal(a["thetao_pred"].values, c["thetao_pred"].values, equal_nan=True)
+
+
+def test_members_are_batched_with_their_patches(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows: list[int] = []
+    forward = ConditionalUNet.forward
+
+    def counting(self, x_t, t, cond, coords=None):  # type: ignore[no-untyped-def]
+        rows.append(x_t.shape[0])
+        return forward(self, x_t, t, cond, coords)
+
+    monkeypatch.setattr(ConditionalUNet, "forward", counting)
+    run(trained, tmp_path, batch_size=4, members=3, steps=2, save_members=False)
+    assert rows == [12, 12, 12, 12]  # 2 batches of 4 patches × 3 members, 2 DDIM steps each
+
+
+def test_ddpm_runs_every_timestep(trained: dict[str, Path], tmp_path: Path) -> None:
+    ds = open_samples(run(trained, tmp_path, sampler="ddpm", members=2, clamp_known_pixels="overwrite"))
+    assert (ds.attrs["sampler"], ds.attrs["steps"]) == ("ddpm", 20)
+    observed = ds["observed"].values.astype(bool)
+    assert np.array_equal(ds["thetao_pred"].values[observed], ds["thetao_true"].values[observed])
+
+
+def test_unet_is_deterministic(trained: dict[str, Path], tmp_path: Path) -> None:
+    cfg = {"batch_size": 3}  # the workflow passes only this to the unet
+    paths = [tmp_path / "u1.nc", tmp_path / "u2.nc"]
+    for path in paths:
+        predict(trained["unet"], trained["test"], cfg, method="unet", scenario="tiny", out_nc=path, device="cpu")
+    a, b = open_samples(paths[0]), open_samples(paths[1])
+    assert np.array_equal(a["thetao_pred"].values, b["thetao_pred"].values, equal_nan=True)
+    valid = a["valid"].values.astype(bool)
+    assert np.all(a["thetao_std"].values[valid] == 0) and "thetao_members" not in a
+    assert (a.attrs["sampler"], a.attrs["n_members"]) == ("deterministic", 1)
+    assert np.isfinite(a["thetao_pred"].values[valid]).all()
+
+
+def test_shards_with_other_stats_are_refused(trained: dict[str, Path], tmp_path: Path) -> None:
+    other = make_shards(tmp_path, n=4, split="test", seed=5)
+    with pytest.raises(DataError, match="normalisation stats differ"):
+        predict(trained["standard"], other, SAMPLE, method="standard", scenario="tiny", out_nc=tmp_path / "x.nc")
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    bad = tmp_path / "model.ckpt"
+    torch.save({"weights": torch.zeros(1)}, bad)
+    with pytest.raises(DataError, match="not a DepthDif model.ckpt"):
+        load_checkpoint(bad)
+    bad.write_bytes(b"garbage")
+    with pytest.raises(DataError, match="cannot load model checkpoint"):
+        load_checkpoint(bad)
