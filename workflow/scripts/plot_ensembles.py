@@ -10,5 +10,5 @@ from depthdif.plots import calibration, power_spectra  # noqa: E402
 
 with log_to(snakemake.log[0]):
     samples = dict(snakemake.input.items())
-    calibration(samples, snakemake.output.calibration)
-    power_spectra(samples, snakemake.output.spectra)
+    calibration(samples, snakemake.output.calibration, snakemake.params.figures)
+    power_spectra(samples, snakemake.output.spectra, snakemake.params.figures)

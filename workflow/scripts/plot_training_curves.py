@@ -9,4 +9,4 @@ from depthdif.logs import log_to  # noqa: E402
 from depthdif.plots import training_curves  # noqa: E402
 
 with log_to(snakemake.log[0]):
-    training_curves(dict(snakemake.input.items()), snakemake.output.figure)
+    training_curves(dict(snakemake.input.items()), snakemake.output.figure, snakemake.params.figures)

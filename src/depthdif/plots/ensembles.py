@@ -72,21 +72,24 @@ def calibration(samples: Mapping[str, str | os.PathLike[str]], out_png: str | os
         return
     fig = new_figure(9.4, 4.0)
     ax_se, ax_rank = fig.subplots(1, 2)
-    top = 0.0
+    values: list[np.ndarray] = []
     for j, (method, ds) in enumerate(ensembles.items()):
         members, truth = _hidden_members(ds, method)
         colour = method_colour(method, j)
         xs, ys = binned_spread_error(members, truth)
-        ax_se.plot(xs, ys, marker="o", color=colour, label=method)
-        top = max(top, xs.max(initial=0), ys.max(initial=0))
+        ok = (xs > 0) & (ys > 0)  # log axes: spread and error can differ by decades
+        ax_se.loglog(xs[ok], ys[ok], marker="o", color=colour, label=method)
+        values += [xs[ok], ys[ok]]
         k = members.shape[0]
         freq = rank_histogram(members, truth, seed_for("rank_histogram", method))
         # x = rank / K in [0, 1], density (K+1) * freq: uniform = 1 whatever K is
         ax_rank.step(np.arange(k + 2) / (k + 1), np.append(freq, freq[-1]) * (k + 1), where="post",
                      color=colour, label=f"{method} (K={k})")
-    ax_se.plot([0, top * 1.05], [0, top * 1.05], color="0.4", linestyle=":", label="1:1")
-    ax_se.set_xlim(0, top * 1.05)
-    ax_se.set_ylim(0, top * 1.05)
+    finite = np.concatenate(values) if values else np.array([])
+    lo, hi = (finite.min() / 1.5, finite.max() * 1.5) if finite.size else (1e-2, 1.0)
+    ax_se.loglog([lo, hi], [lo, hi], color="0.4", linestyle=":", label="1:1")
+    ax_se.set_xlim(lo, hi)
+    ax_se.set_ylim(lo, hi)
     ax_se.set_aspect("equal")
     ax_se.set_xlabel(f"ensemble spread √((K+1)/K)·s ({DEGC})")
     ax_se.set_ylabel(f"RMSE of the ensemble mean ({DEGC})")

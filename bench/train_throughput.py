@@ -1,0 +1,246 @@
+"""Samples/s of the Lightning training step (DepthDifModule in lightning.Trainer.fit) against a
+bare PyTorch loop with the same model, depthdif.diffusion.training_loss, AdamW, grad clipping
+and batches (goal ≤ 1.10×).
+
+Both sides iterate the same DataLoader over in-memory, pre-collated batches and are timed
+from the end of the warm-up steps to the end of the last step (Trainer set-up is excluded
+and printed separately). On CUDA it also prints achieved TFLOP/s (FLOPs of one step from
+torch.utils.flop_counter) against a measured bf16 matmul rate, peak memory and the largest
+batch that fits (doubling).
+
+    .venv/bin/python bench/train_throughput.py
+    .venv/bin/python bench/train_throughput.py --production --device cuda --precision bf16-mixed --channels-last --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+import common
+from depthdif.diffusion import training_loss
+from depthdif.training.callbacks import EMA
+from depthdif.training.module import DepthDifModule, model_hparams
+
+
+def parse() -> argparse.Namespace:
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(common.DEFAULT_CONFIG))
+    p.add_argument("--production", action="store_true", help="config/glorys.yaml model (128 px, dim 64, 1-2-4-8)")
+    p.add_argument("--objective", choices=["standard", "ambient", "unet"], default="standard")
+    p.add_argument("--batch", type=int, default=None, help="default: train.batch_size (2 for --production on CPU)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per round (default 40; 4 CPU production)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps per round (default 5; 1 CPU production)")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3; 2 CPU production)")
+    p.add_argument("--precision", choices=["32", "bf16-mixed", "16-mixed"], default=None,
+                   help="default: train.precision, 'auto' → bf16-mixed on CUDA, 32 on CPU")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--no-production-case", action="store_true",
+                   help="skip the Lightning case with EMA + CSV logging as train_model runs it")
+    p.add_argument("--max-batch", type=int, default=4096, help="cap of the largest-batch search (CUDA)")
+    return p.parse_args()
+
+
+class Batches(Dataset):
+    """`n` items cycling over a few pre-collated batches (DataLoader(batch_size=None))."""
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]], n: int) -> None:
+        self.batches, self.n = batches, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.batches[i % len(self.batches)]
+
+
+class StepClock(L.Callback):
+    """perf_counter after every training batch (synchronised on CUDA)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        common.sync(trainer.strategy.root_device)
+        self.times.append(time.perf_counter())
+
+
+def rate(times: list[float], warmup: int, batch: int) -> float:
+    """samples/s between the end of step `warmup` and the end of the last step."""
+    return (len(times) - warmup) * batch / (times[-1] - times[warmup - 1])
+
+
+def main() -> None:
+    args = parse()
+    device = common.setup(args)
+    cfg = common.load(common.PRODUCTION_CONFIG if args.production else args.config)
+    heavy = args.production and device.type == "cpu"
+    size, channels = int(cfg["patches"]["size"]), len(cfg["data"]["depth_levels"])
+    batch = args.batch or (2 if heavy else int(cfg["train"]["batch_size"]))
+    steps, warmup, rounds = args.steps or (4 if heavy else 40), args.warmup or (1 if heavy else 5), args.rounds or (2 if heavy else 3)
+    if args.quick:
+        batch, steps, warmup, rounds, size = 4, 3, 1, 1, min(size, 32)
+    precision = args.precision or str(cfg["train"]["precision"])
+    if precision == "auto":
+        precision = "bf16-mixed" if device.type == "cuda" else "32"
+    use_eo = bool(cfg["model"]["conditioning"]["eo"])
+    manifest = {"channels": channels, "has_eo": use_eo, "size": size, "depth": cfg["data"]["depth_levels"],
+                "stats": {"mean": [0.0] * channels, "std": [1.0] * channels, "eo_mean": 0.0, "eo_std": 1.0}}
+    hparams = model_hparams(args.objective, cfg["model"], cfg["objectives"].get(args.objective, {"loss_mask": "valid"}), manifest)
+    train_cfg = {**cfg["train"], "channels_last": args.channels_last, "compile": args.compile, "batch_size": batch}
+    clip = float(train_cfg["grad_clip"])
+    print(common.machine_line(device))
+
+    batches = [common.fake_batch(batch, channels, size, eo=use_eo, seed=s) for s in range(4)]
+    loader = DataLoader(Batches(batches, warmup + steps), batch_size=None, shuffle=False,
+                        pin_memory=device.type == "cuda")
+    template = DepthDifModule(hparams, train_cfg)  # the initial weights both sides start from
+    print(f"model: {size}x{size} px, {channels} channels, dim {cfg['model']['backbone']['dim']}, dim_mults "
+          f"{cfg['model']['backbone']['dim_mults']}, {sum(p.numel() for p in template.net.parameters())/1e6:.2f} M params; "
+          f"objective {args.objective}, batch {batch}, precision {precision}, channels_last {args.channels_last}, "
+          f"compile {args.compile}, grad_clip {clip}")
+    diffusion = hparams["model_cfg"]["diffusion"]
+    loss_kw = dict(objective=args.objective, objective_cfg=hparams["objective_cfg"], parameterization=diffusion["parameterization"],
+                   use_eo=hparams["use_eo"], use_mask_channels=hparams["use_mask_channels"])
+    amp_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+
+    def to_device(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
+        if args.channels_last:
+            b = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in b.items()}
+        return b
+
+    def bare_state() -> tuple[torch.nn.Module, Any, torch.optim.Optimizer, torch.Generator]:
+        module = copy.deepcopy(template).to(device)
+        net: Any = module.net
+        if args.compile:
+            net.compile()
+        opt = torch.optim.AdamW(net.parameters(), lr=float(train_cfg["lr"]), weight_decay=float(train_cfg["weight_decay"]))
+        return net, module.schedule, opt, torch.Generator(device=device).manual_seed(0)
+
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
+
+    def bare_step(net: Any, schedule: Any, opt: torch.optim.Optimizer, gen: torch.Generator, b: dict[str, torch.Tensor]) -> None:
+        with autocast():
+            loss, _ = training_loss(net, schedule, b, generator=gen, **loss_kw)  # type: ignore[arg-type]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if clip:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+        scaler.step(opt)
+        scaler.update()
+
+    def bare() -> float:
+        net, schedule, opt, gen = bare_state()
+        times = []
+        for b in loader:
+            bare_step(net, schedule, opt, gen, to_device(b))
+            common.sync(device)
+            times.append(time.perf_counter())
+        return rate(times, warmup, batch)
+
+    setup_seconds: list[float] = []
+
+    def lightning(production: bool) -> Callable[[], float]:
+        def run() -> float:
+            module = copy.deepcopy(template)
+            clock = StepClock()
+            callbacks: list[L.Callback] = [clock]
+            logger: Any = False
+            if production:
+                callbacks.insert(0, EMA(float(train_cfg["ema_decay"])))
+                logger = L.pytorch.loggers.CSVLogger(tmp, name="logs", flush_logs_every_n_steps=int(train_cfg["checkpoint_every_n_steps"]))
+            trainer = L.Trainer(
+                accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,  # type: ignore[arg-type]
+                max_steps=warmup + steps, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks,
+                gradient_clip_val=clip or None, log_every_n_steps=int(train_cfg["log_every_n_steps"]),
+            )
+            start = time.perf_counter()
+            trainer.fit(module, train_dataloaders=loader)
+            setup_seconds.append(time.perf_counter() - start - (clock.times[-1] - clock.times[0]))
+            return rate(clock.times, warmup, batch)
+        return run
+
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*validation_step.*")
+    cases: dict[str, Callable[[], float]] = {"bare PyTorch loop": bare, "Lightning fit (logging/checkpoints off)": lightning(False)}
+    if not args.no_production_case and args.objective != "unet":
+        cases["Lightning fit as train_model (EMA + CSV log)"] = lightning(True)
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        warm_net, warm_schedule, warm_opt, warm_gen = bare_state()  # allocator / oneDNN / cuDNN caches
+        for b in list(loader)[: max(warmup, 2)]:
+            bare_step(warm_net, warm_schedule, warm_opt, warm_gen, to_device(b))
+        del warm_net, warm_opt
+        for _ in range(rounds):
+            for name, fn in cases.items():
+                results[name].append(fn())
+    peak_mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+    # FLOPs of one training step = 3 × the loss forward (backward ≈ 2 × forward). Counting the
+    # backward directly is wrong here: torch's flop counter ignores `groups` in the conv
+    # backward formula, so each depthwise 7×7 conv's backward counts ~channels × too much.
+    net, schedule, opt, gen = bare_state()
+    b0 = to_device(batches[0])
+
+    def loss_forward() -> None:
+        with torch.no_grad(), autocast():
+            training_loss(net, schedule, b0, generator=gen, **loss_kw)  # type: ignore[arg-type]
+
+    flops = 3 * common.count_flops(loss_forward)
+    matmul_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    peak = common.matmul_tflops(device, matmul_dtype)
+    rows = []
+    for name, rates in results.items():
+        best = max(rates)
+        rows.append([name, best, common.median(rates), best * flops / batch / 1e12])
+    print(f"\nbatch {batch}; {steps} timed + {warmup} warm-up steps per round; {rounds} interleaved rounds; "
+          f"samples/s best / median over rounds")
+    print(common.table(rows, ["case", "samples/s", "median", "TFLOP/s"]))
+    print(f"one training step: {flops / 1e9:.2f} GFLOP (3 × forward) ({flops / batch / 1e9:.3f} per sample); measured "
+          f"{'bf16' if matmul_dtype == torch.bfloat16 else 'fp32'} matmul rate {peak:.3g} TFLOP/s → "
+          f"{rows[0][3] / peak:.1%} of it in the bare loop")
+    print(f"Trainer set-up + teardown per fit (not in the rate): {common.median(setup_seconds):.2f} s")
+    if device.type == "cuda":
+        print(f"peak GPU memory (batch {batch}): {peak_mem:.2f} GiB")
+        del net, opt
+
+        def try_batch(n: int) -> None:
+            tnet, tsched, topt, tgen = bare_state()
+            big = to_device(common.fake_batch(n, channels, size, eo=use_eo))
+            bare_step(tnet, tsched, topt, tgen, big)
+            common.sync(device)
+
+        print(f"largest batch that fits (doubling from {batch}, cap {args.max_batch}): "
+              f"{common.largest_batch(try_batch, batch, args.max_batch)}")
+    bare_rate = max(results["bare PyTorch loop"])
+    for name in list(cases)[1:]:
+        tag = "lightning/bare" if "off" in name else "lightning_production/bare"
+        goal = 1.10 if "off" in name else None
+        print(common.ratio_line(f"{tag} (step time)", bare_rate / max(results[name]), goal))
+    print(f"THROUGHPUT train_samples_per_s = {max(results['Lightning fit (logging/checkpoints off)']):.4g}")
+
+
+if __name__ == "__main__":
+    main()
