@@ -16,17 +16,20 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:  # runs from a checkout without the editable install too
     sys.path.insert(0, str(ROOT / "src"))
 
 from depthdif.config import load_config  # noqa: E402
-from depthdif.diffusion import ConditionalUNet, NoiseSchedule, condition_channels  # noqa: E402
+
+if TYPE_CHECKING:  # torch is imported lazily: the extraction benches measure RSS without it
+    import torch
+
+    from depthdif.diffusion import ConditionalUNet, NoiseSchedule
 
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 PRODUCTION_CONFIG = ROOT / "config" / "glorys.yaml"
@@ -47,6 +50,8 @@ def parser(description: str, *, device: bool = True) -> argparse.ArgumentParser:
 
 def setup(args: argparse.Namespace) -> torch.device:
     """Apply --threads, check --device; returns the torch device."""
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
     name = getattr(args, "device", "cpu")
@@ -62,14 +67,14 @@ def setup(args: argparse.Namespace) -> torch.device:
 def machine_line(device: torch.device | None = None) -> str:
     """One line describing where the numbers come from (CPU count, load, torch, device)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    dev = ""
-    if device is not None and device.type == "cuda":
-        dev = f", GPU {torch.cuda.get_device_name(device)}"
-    return (
-        f"machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"load avg {load:.2f} at start, torch {torch.__version__} with {torch.get_num_threads()} "
-        f"threads{dev}, python {platform.python_version()}"
-    )
+    line = (f"machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+            f"load avg {load:.2f} at start, python {platform.python_version()}")
+    torch = sys.modules.get("torch")
+    if torch is not None:  # not imported by the extraction benches
+        line += f", torch {torch.__version__} with {torch.get_num_threads()} threads"
+        if device is not None and device.type == "cuda":
+            line += f", GPU {torch.cuda.get_device_name(device)}"
+    return line
 
 
 # --- config and model -------------------------------------------------------------------
@@ -82,6 +87,8 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def build_net(model_cfg: Mapping[str, Any], channels: int) -> tuple[ConditionalUNet, NoiseSchedule, int]:
     """ConditionalUNet + NoiseSchedule as the workflow builds them; returns (net, schedule, cond channels)."""
+    from depthdif.diffusion import ConditionalUNet, NoiseSchedule, condition_channels
+
     cond = condition_channels(channels, bool(model_cfg["conditioning"]["eo"]), bool(model_cfg["conditioning"]["mask_channels"]))
     bb, diff = model_cfg["backbone"], model_cfg["diffusion"]
     net = ConditionalUNet(
@@ -97,6 +104,8 @@ def fake_batch(
 ) -> dict[str, torch.Tensor]:
     """A batch with the ShardDataset item layout: smooth-ish normalised fields, a land corner,
     iid observations hiding `hidden` of the ocean."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     land = ((yy + xx) < size // 6).float()[None, None].expand(n, 1, size, size)
@@ -118,6 +127,8 @@ def fake_batch(
 
 
 def sync(device: torch.device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -184,6 +195,8 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int | None = None, reps: int | None = None) -> float:
     """Measured dense n×n matmul rate (TFLOP/s) in `dtype`: the practical peak to compare with."""
+    import torch
+
     n = n or (8192 if device.type == "cuda" else 1024)
     reps = reps or (20 if device.type == "cuda" else 5)
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -200,6 +213,8 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int | None = None
 
 def largest_batch(try_batch: Callable[[int], None], start: int, cap: int) -> int:
     """Largest batch (doubling from `start`, at most `cap`) for which `try_batch` runs without CUDA OOM."""
+    import torch
+
     ok, b = 0, start
     while b <= cap:
         try:

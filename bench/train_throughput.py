@@ -40,8 +40,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--production", action="store_true", help="config/glorys.yaml model (128 px, dim 64, 1-2-4-8)")
     p.add_argument("--objective", choices=["standard", "ambient", "unet"], default="standard")
     p.add_argument("--batch", type=int, default=None, help="default: train.batch_size (2 for --production on CPU)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per round (default 40; 4 CPU production)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps per round (default 5; 1 CPU production)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per round (default 20; 4 CPU production)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps per round (default 3; 1 CPU production)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3; 2 CPU production)")
     p.add_argument("--precision", choices=["32", "bf16-mixed", "16-mixed"], default=None,
                    help="default: train.precision, 'auto' → bf16-mixed on CUDA, 32 on CPU")
@@ -89,7 +89,7 @@ def main() -> None:
     heavy = args.production and device.type == "cpu"
     size, channels = int(cfg["patches"]["size"]), len(cfg["data"]["depth_levels"])
     batch = args.batch or (2 if heavy else int(cfg["train"]["batch_size"]))
-    steps, warmup, rounds = args.steps or (4 if heavy else 40), args.warmup or (1 if heavy else 5), args.rounds or (2 if heavy else 3)
+    steps, warmup, rounds = args.steps or (4 if heavy else 20), args.warmup or (1 if heavy else 3), args.rounds or (2 if heavy else 3)
     if args.quick:
         batch, steps, warmup, rounds, size = 4, 3, 1, 1, min(size, 32)
     precision = args.precision or str(cfg["train"]["precision"])

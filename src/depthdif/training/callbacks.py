@@ -60,8 +60,8 @@ class ResumableCheckpoint(ModelCheckpoint):
 
     With `resume=True` it also saves after a validation at a checkpoint step, on SIGTERM
     (Lightning raises SIGTERMException at the next batch boundary but saves nothing by
-    itself) and when training ends, so `last.ckpt` always holds the latest step. Other exceptions (e.g. a NaN loss) never
-    overwrite it.
+    itself) and when training ends, so `last.ckpt` always holds the latest step. Other
+    exceptions (e.g. a NaN loss) never overwrite it.
     """
 
     def __init__(self, *args: Any, resume: bool = False, **kwargs: Any) -> None:

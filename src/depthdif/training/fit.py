@@ -26,7 +26,9 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
 from depthdif.errors import ConfigError, DataError, TrainingError
@@ -80,19 +82,19 @@ def train(
         "data": manifests,
     }
     run_hash = config_hash({**resume_config, "train": train_cfg})
-    resume_from, start_step, restarted = _prepare_state(state_dir, resume_config)
-
-    L.seed_everything(int(train_cfg["seed"]), workers=True, verbose=False)
-    module = DepthDifModule(hparams, train_cfg)
     on_cuda = train_cfg["accelerator"] in ("auto", "gpu") and torch.cuda.is_available()
     if train_cfg["accelerator"] == "gpu" and not on_cuda:
         raise ConfigError("train.accelerator = 'gpu' but no CUDA device is visible: use 'auto' or 'cpu'")
+
+    L.seed_everything(int(train_cfg["seed"]), workers=True, verbose=False)
+    module = DepthDifModule(hparams, train_cfg)
     datamodule = ShardDataModule(
         train_dir, val_dir, batch_size=train_cfg["batch_size"], num_workers=train_cfg["num_workers"],
         augment=train_cfg["augment"], seed=train_cfg["seed"], pin_memory=on_cuda,
         channels_last=train_cfg["channels_last"],
     )
-    _preflight(module, datamodule)
+    _preflight(module, datamodule)  # before touching state_dir: a bad config keeps the old state
+    resume_from, start_step, restarted = _prepare_state(state_dir, resume_config)
 
     ema = EMA(float(train_cfg["ema_decay"])) if objective != "unet" else None
     callbacks: list[Callback] = [
@@ -100,13 +102,14 @@ def train(
         DataEpoch(),
         ValExampleImage(state_dir / IMAGES, hparams["depth"]),
         TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else int(train_cfg["log_every_n_steps"])),
-        ResumableCheckpoint(
-            dirpath=state_dir, filename=Path(LAST).stem, every_n_train_steps=int(train_cfg["checkpoint_every_n_steps"]),
-            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False, resume=True,
-        ),
+        # best before last: the resume file saved after a validation then holds the updated best score
         ResumableCheckpoint(
             dirpath=state_dir, filename=Path(BEST).stem, monitor="val/loss", mode="min", save_top_k=1,
             enable_version_counter=False, auto_insert_metric_name=False, save_on_train_epoch_end=False,
+        ),
+        ResumableCheckpoint(
+            dirpath=state_dir, filename=Path(LAST).stem, every_n_train_steps=int(train_cfg["checkpoint_every_n_steps"]),
+            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False, resume=True,
         ),
     ]
     if ema is not None:
@@ -129,6 +132,8 @@ def train(
         default_root_dir=state_dir,
         enable_progress_bar=True,
         num_sanity_val_steps=1,
+        # Snakemake (retries) owns resubmission: no Lightning auto-requeue on SLURM signals
+        plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
     )
     if trainer.is_global_zero:
         loggers[0].experiment  # noqa: B018 - creates version_k now; a file written first would trip its cleanup warning
@@ -180,13 +185,19 @@ def _check_splits(manifests: Mapping[str, Mapping[str, Any]], train_dir: Any, va
 
 
 def _prepare_state(state_dir: Path, resume_config: Mapping[str, Any]) -> tuple[Path | None, int, bool]:
-    """(checkpoint to resume or None, its global step, whether an older state was discarded)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    """(checkpoint to resume or None, its global step, whether an older state was discarded).
+
+    Only rank 0 changes state_dir: DDP ranks started later by Lightning's launcher re-run
+    `train` and must find the state rank 0 left (they then resume or start like it).
+    """
     new_hash = config_hash(resume_config)
     hash_file, last = state_dir / HASH_FILE, state_dir / LAST
     old = read_json(hash_file) if hash_file.is_file() else None
     if last.is_file() and old is not None and old.get("hash") == new_hash:
         return last, _checkpoint_step(last, state_dir), False
+    if rank_zero_only.rank != 0:
+        return None, 0, False
+    state_dir.mkdir(parents=True, exist_ok=True)
     restarted = last.is_file()
     if restarted:
         changed = _changed_keys(old.get("config", {}), resume_config) if old else ["no config_hash.json"]
@@ -255,14 +266,14 @@ def _loggers(train_cfg: Mapping[str, Any], state_dir: Path, run_hash: str) -> li
 
             loggers.append(TensorBoardLogger(state_dir, name="tensorboard"))
         except ModuleNotFoundError as exc:
-            log.warning("train.tensorboard is true but %s; install tensorboard to get its logs", exc)
+            log.warning("train.tensorboard is true but TensorBoard is not installed (%s): CSV log only", exc)
     if train_cfg["wandb"]:
         try:
             from lightning.pytorch.loggers import WandbLogger
 
             loggers.append(WandbLogger(project="depthdif", save_dir=str(state_dir), id=f"depthdif-{run_hash}", resume="allow"))
         except ModuleNotFoundError as exc:
-            log.warning("train.wandb is true but %s; install wandb to get its logs", exc)
+            log.warning("train.wandb is true but wandb is not installed (%s): CSV log only", exc)
     return loggers
 
 
