@@ -113,7 +113,12 @@ def main() -> None:
     n = len(times_t)
     fwd, step = common.best(times["forward"]) / n, common.best(times["ddim"]) / n
     per_round = [d / f for d, f in zip(times["ddim"], times["forward"])]
-    flops = common.count_flops(lambda: forwards()) / n
+    # counted on the eager module (the flop counter does not see inside compiled graphs)
+    b_fl = common.fake_batch(1, channels, size, eo=bool(cfg["model"]["conditioning"]["eo"]), device=device)
+    with torch.no_grad(), amp:
+        flops = rows * common.count_flops(lambda: net(
+            x_fixed[:1], torch.zeros(1, dtype=torch.long, device=device), torch.zeros(1, cond_ch, size, size, device=device),
+            b_fl["coords"] if film else None))
     print(f"\nbatch {batch} patches x {members} members = {rows} rows per forward; {n} steps per call, "
           f"{rounds} interleaved rounds (best / median per step)")
     print(common.table([

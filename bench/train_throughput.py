@@ -186,8 +186,7 @@ def main() -> None:
     if not args.no_production_case and args.objective != "unet":
         cases["Lightning fit as train_model (EMA + CSV log)"] = lightning(True)
     results: dict[str, list[float]] = {name: [] for name in cases}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    peak_mem: dict[str, float] = {name: 0.0 for name in cases}
     with tempfile.TemporaryDirectory() as tmp:
         warm_net, warm_schedule, warm_opt, warm_gen = bare_state()  # allocator / oneDNN / cuDNN caches
         for b in list(loader)[: max(warmup, 2)]:
@@ -195,13 +194,18 @@ def main() -> None:
         del warm_net, warm_opt
         for _ in range(rounds):
             for name, fn in cases.items():
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats(device)
                 results[name].append(fn())
-    peak_mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+                if device.type == "cuda":
+                    peak_mem[name] = max(peak_mem[name], torch.cuda.max_memory_allocated(device) / 2**30)
 
     # FLOPs of one training step = 3 × the loss forward (backward ≈ 2 × forward). Counting the
     # backward directly is wrong here: torch's flop counter ignores `groups` in the conv
     # backward formula, so each depthwise 7×7 conv's backward counts ~channels × too much.
-    net, schedule, opt, gen = bare_state()
+    eager = copy.deepcopy(template).to(device)  # eager: the flop counter does not see inside compiled graphs
+    net, schedule, gen = eager.net, eager.schedule, torch.Generator(device=device).manual_seed(0)
     b0 = to_device(batches[0])
 
     def loss_forward() -> None:
@@ -214,17 +218,17 @@ def main() -> None:
     rows = []
     for name, rates in results.items():
         best = max(rates)
-        rows.append([name, best, common.median(rates), best * flops / batch / 1e12])
+        rows.append([name, best, common.median(rates), best * flops / batch / 1e12]
+                    + ([peak_mem[name]] if device.type == "cuda" else []))
     print(f"\nbatch {batch}; {steps} timed + {warmup} warm-up steps per round; {rounds} interleaved rounds; "
           f"samples/s best / median over rounds")
-    print(common.table(rows, ["case", "samples/s", "median", "TFLOP/s"]))
+    print(common.table(rows, ["case", "samples/s", "median", "TFLOP/s"] + (["peak GiB"] if device.type == "cuda" else [])))
     print(f"one training step: {flops / 1e9:.2f} GFLOP (3 × forward) ({flops / batch / 1e9:.3f} per sample); measured "
           f"{'bf16' if matmul_dtype == torch.bfloat16 else 'fp32'} matmul rate {peak:.3g} TFLOP/s → "
           f"{rows[0][3] / peak:.1%} of it in the bare loop")
     print(f"Trainer set-up + teardown per fit (not in the rate): {common.median(setup_seconds):.2f} s")
     if device.type == "cuda":
-        print(f"peak GPU memory (batch {batch}): {peak_mem:.2f} GiB")
-        del net, opt
+        del eager, net
 
         def try_batch(n: int) -> None:
             tnet, tsched, topt, tgen = bare_state()

@@ -14,7 +14,7 @@ rule sample_model:
         "results/benchmarks/sample_model/{scenario}_{learned}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: 1
     params:
         sample=sample_params,
     script:

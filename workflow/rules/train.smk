@@ -15,7 +15,7 @@ rule train_model:
         "results/benchmarks/train_model/{scenario}_{objective}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: 1
     params:
         model=config["model"],
         objective=objective_params,

@@ -6,6 +6,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
 
 from depthdif.logs import log_to  # noqa: E402
+
+import torch  # noqa: E402
+
+# Small convolutions scale badly across threads; Snakemake runs one job per core instead.
+torch.set_num_threads(snakemake.threads)
 from depthdif.inference import predict  # noqa: E402
 
 with log_to(snakemake.log[0]) as log:
