@@ -198,17 +198,20 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int | None = None
     import torch
 
     n = n or (8192 if device.type == "cuda" else 1024)
-    reps = reps or (20 if device.type == "cuda" else 5)
+    reps = reps or (20 if device.type == "cuda" else 3)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e12
+    best_s = float("inf")
+    for _ in range(3):  # best of 3 timings of `reps` products (other jobs only slow it down)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync(device)
+        best_s = min(best_s, time.perf_counter() - start)
+    return 2 * n**3 * reps / best_s / 1e12
 
 
 def largest_batch(try_batch: Callable[[int], None], start: int, cap: int) -> int:

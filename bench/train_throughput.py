@@ -22,15 +22,17 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from torch.utils.data import DataLoader, Dataset
 
 import common
 from depthdif.diffusion import training_loss
-from depthdif.training.callbacks import EMA
+from depthdif.training.callbacks import EMA, NaNGuard
 from depthdif.training.module import DepthDifModule, model_hparams
 
 
@@ -163,12 +165,14 @@ def main() -> None:
             clock = StepClock()
             callbacks: list[L.Callback] = [clock]
             logger: Any = False
-            if production:
-                callbacks.insert(0, EMA(float(train_cfg["ema_decay"])))
+            if production:  # the per-step callbacks of depthdif.training.fit (checkpoints are every 200+ steps)
+                every = int(train_cfg["log_every_n_steps"])
+                callbacks = [EMA(float(train_cfg["ema_decay"])), NaNGuard(Path(tmp) / "last.ckpt"),
+                             TQDMProgressBar(refresh_rate=every), clock]
                 logger = L.pytorch.loggers.CSVLogger(tmp, name="logs", flush_logs_every_n_steps=int(train_cfg["checkpoint_every_n_steps"]))
             trainer = L.Trainer(
                 accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,  # type: ignore[arg-type]
-                max_steps=warmup + steps, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+                max_steps=warmup + steps, logger=logger, enable_checkpointing=False, enable_progress_bar=production,
                 enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks,
                 gradient_clip_val=clip or None, log_every_n_steps=int(train_cfg["log_every_n_steps"]),
             )
@@ -184,7 +188,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", ".*validation_step.*")
     cases: dict[str, Callable[[], float]] = {"bare PyTorch loop": bare, "Lightning fit (logging/checkpoints off)": lightning(False)}
     if not args.no_production_case and args.objective != "unet":
-        cases["Lightning fit as train_model (EMA + CSV log)"] = lightning(True)
+        cases["Lightning fit as train_model (EMA, NaN guard, CSV log, progress bar)"] = lightning(True)
     results: dict[str, list[float]] = {name: [] for name in cases}
     peak_mem: dict[str, float] = {name: 0.0 for name in cases}
     with tempfile.TemporaryDirectory() as tmp:

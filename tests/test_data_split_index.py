@@ -23,7 +23,7 @@ def _index(periods=("2015-01", "2016-01", "2017-01"), n=10, step=32) -> pd.DataF
 
 def test_split_has_no_spatial_leakage_and_is_deterministic() -> None:
     _, cfg = sections()
-    split_cfg = cfg["split"]
+    split_cfg = {**cfg["split"], "block_px": 64}
     a = assign_splits(_index(), split_cfg)
     per_location = a.groupby(["y0", "x0"])["split"].nunique()
     assert per_location.max() == 1  # a location is in one split in every period

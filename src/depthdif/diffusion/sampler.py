@@ -129,7 +129,8 @@ def ddim_sample(
     """
     device = schedule.betas.device
     x = x_T.to(device) if x_T is not None else _randn(shape, schedule.betas, generator)
-    ac = schedule.alphas_cumprod.double()
+    # ᾱ on the host: reading it per step from a CUDA buffer would block on the GPU twice a step
+    ac = schedule.alphas_cumprod.detach().to("cpu", torch.float64)
     times = ddim_timesteps(schedule.timesteps, steps).tolist()
     for i, t in enumerate(times):
         t_prev = times[i + 1] if i + 1 < len(times) else -1
