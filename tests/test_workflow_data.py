@@ -96,3 +96,23 @@ def test_bad_config_value_stops_with_key_and_allowed_values(tmp_path: Path) -> N
     assert "scenarios.tracks90.mode" in message
     assert "'trax'" in message and "rectangles" in message
     assert not (workdir / "results").exists()
+
+
+def test_copernicus_without_credentials_stops_before_any_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir = make_workdir(tmp_path / "wf")
+    config = read_config(workdir)
+    config["data"]["source"] = "copernicus"
+    write_config(workdir, config)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no toolbox credentials file
+    for name in list(__import__("os").environ):
+        if "COPERNICUS" in name:
+            monkeypatch.delenv(name)
+    # A dry run still plans the whole DAG (no credentials needed to look at it) ...
+    assert ("retrieve", {"period": "2015-01"}) in planned_jobs(snakemake(workdir, "-n", "data").stdout)
+    # ... but a real run stops before the first job, saying how to log in.
+    proc = snakemake(workdir, "--cores", "1", "data", check=False)
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    assert "CredentialsError" in message and "copernicusmarine login" in message
+    assert "COPERNICUSMARINE_SERVICE_USERNAME" in message
+    assert not (workdir / "resources").exists() and not (workdir / "logs").exists()
