@@ -11,6 +11,14 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("DEPTHDIF_SHARED_DATA", REPO.parent / "shared" / "data" / "real"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> None:
+    """Tiny tensors: one thread is fastest and leaves the other core to snakemake subprocesses."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -10,13 +10,6 @@ from depthdif.diffusion import ConditionalUNet, count_parameters
 from depthdif.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def _inputs(b: int = 2, c: int = 3, cond: int = 7, size: int = 16, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)

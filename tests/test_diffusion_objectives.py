@@ -29,13 +29,6 @@ AMBIENT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def make_batch(b: int = 4, c: int = 2, size: int = 8, seed: int = 0) -> dict[str, Tensor]:
     """Synthetic normalised batch: land in the left columns, the deepest level shallower, A ~ 30 %."""

@@ -21,13 +21,6 @@ from depthdif.diffusion import (
 SHAPE = (2, 2, 4, 4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 class SpyX0:
     """x0-prediction model: x0 = target + 0.3 tanh(x_t); records (x_t, t) of each call."""

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from matplotlib.image import imread
 
 from depthdif import plots
@@ -22,10 +21,6 @@ CFG = {"examples": 2, "dpi": 60}
 AMBIENT = {"further_drop_prob": 0.3, "min_kept_observed_pixels": 4, "shared_spatial_mask": True,
            "mask_noisy_branch": False, "require_x0_parameterization": True}
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 def check_png(path: Path, *, land: bool = False) -> np.ndarray:

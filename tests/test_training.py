@@ -21,10 +21,6 @@ from depthdif.training.module import DepthDifModule
 from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
