@@ -29,7 +29,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=None, help="patches per forward (default: 16 CPU / 1 CPU production / sample.batch_size CUDA)")
     p.add_argument("--members", type=int, default=None, help="ensemble members batched per patch (default: sample.members)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps per timed call in the ratio (default 10; 3 CPU production)")
-    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; 3 CPU production)")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 9; 3 CPU production)")
     p.add_argument("--ddim-steps", type=int, default=50, help="steps of the throughput run")
     p.add_argument("--ensemble", type=int, default=8, help="members of the throughput run")
     p.add_argument("--max-full-seconds", type=float, default=40.0,
@@ -50,7 +50,7 @@ def main() -> None:
     members = args.members or int(sample["members"])
     batch = args.batch or (int(sample["batch_size"]) if device.type == "cuda" else 1 if heavy else 16)
     steps = args.steps or (3 if heavy else 10)
-    rounds = args.rounds or (3 if heavy else 5)
+    rounds = args.rounds or (3 if heavy else 9)
     ddim_steps, ensemble = args.ddim_steps, args.ensemble
     if args.quick:
         batch, members, steps, rounds, ddim_steps, ensemble = 2, 2, 2, 2, 4, 2

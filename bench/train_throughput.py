@@ -46,7 +46,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="untimed steps per round (default 3; 1 CPU production)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3; 2 CPU production)")
     p.add_argument("--precision", choices=["32", "bf16-mixed", "16-mixed"], default=None,
-                   help="default: train.precision, 'auto' → bf16-mixed on CUDA, 32 on CPU")
+                   help="default: train.precision on CUDA ('auto' → bf16-mixed), 32 on CPU")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--no-production-case", action="store_true",
@@ -94,7 +94,8 @@ def main() -> None:
     steps, warmup, rounds = args.steps or (4 if heavy else 20), args.warmup or (1 if heavy else 3), args.rounds or (2 if heavy else 3)
     if args.quick:
         batch, steps, warmup, rounds, size = 4, 3, 1, 1, min(size, 32)
-    precision = args.precision or str(cfg["train"]["precision"])
+    # the preset's bf16-mixed is meant for GPUs: on CPU default to fp32 unless asked
+    precision = args.precision or (str(cfg["train"]["precision"]) if device.type == "cuda" else "32")
     if precision == "auto":
         precision = "bf16-mixed" if device.type == "cuda" else "32"
     use_eo = bool(cfg["model"]["conditioning"]["eo"])

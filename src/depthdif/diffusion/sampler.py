@@ -48,6 +48,11 @@ def _full_t(t: int, batch: int, device: torch.device) -> Tensor:
     return torch.full((batch,), t, dtype=torch.long, device=device)
 
 
+def _as_bool(mask: Tensor | None) -> Tensor | None:
+    """known_mask as bool (> 0.5); the samplers convert it once instead of every step."""
+    return mask if mask is None or mask.dtype == torch.bool else mask > 0.5
+
+
 def ddim_sigma(alpha_cumprod: float, alpha_cumprod_prev: float, eta: float) -> float:
     """σ = η √((1-ᾱ_prev)/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_prev); η = 1 between consecutive t is DDPM's β̃_t."""
     a, a_prev = alpha_cumprod, alpha_cumprod_prev
@@ -80,7 +85,7 @@ def clamp_known(
     if clamp == "renoise" and t_prev >= 0:
         t = _full_t(t_prev, x.shape[0], x.device)
         target = schedule.q_sample(target, t, _randn(x.shape, x, generator))
-    return torch.where(known_mask > 0.5, target, x)
+    return torch.where(_as_bool(known_mask), target, x)  # type: ignore[arg-type]
 
 
 def _x0_eps(
@@ -131,6 +136,7 @@ def ddim_sample(
     x = x_T.to(device) if x_T is not None else _randn(shape, schedule.betas, generator)
     # ᾱ on the host: reading it per step from a CUDA buffer would block on the GPU twice a step
     ac = schedule.alphas_cumprod.detach().to("cpu", torch.float64)
+    known_mask = _as_bool(known_mask)
     times = ddim_timesteps(schedule.timesteps, steps).tolist()
     for i, t in enumerate(times):
         t_prev = times[i + 1] if i + 1 < len(times) else -1
@@ -165,6 +171,7 @@ def ddpm_sample(
     """Ancestral sampling (Ho et al. 2020): x_{t-1} ~ q(x_{t-1} | x_t, x̂0), t = T-1 … 0 (no noise at 0)."""
     device = schedule.betas.device
     x = x_T.to(device) if x_T is not None else _randn(shape, schedule.betas, generator)
+    known_mask = _as_bool(known_mask)
     for t in range(schedule.timesteps - 1, -1, -1):
         tt = _full_t(t, x.shape[0], device)
         x0, _ = _x0_eps(schedule, x, tt, model_fn(x, tt), parameterization, clip_x0)

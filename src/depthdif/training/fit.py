@@ -148,6 +148,9 @@ def train(
             warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException as exc:
+        if isinstance(trainer.progress_bar_callback, TQDMProgressBar):
+            # Lightning skips on_train_end on SIGTERM: close the bar now, not at interpreter exit.
+            trainer.progress_bar_callback.on_train_end()
         log.error("stopped by SIGTERM at step %d; rerun to resume from %s", trainer.global_step, state_dir / LAST)
         raise SIGTERMException(128 + signal.SIGTERM) from exc
     if not trainer.is_global_zero:
