@@ -148,11 +148,13 @@ def train(
             warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException as exc:
-        if isinstance(trainer.progress_bar_callback, TQDMProgressBar):
-            # Lightning skips on_train_end on SIGTERM: close the bar now, not at interpreter exit.
-            trainer.progress_bar_callback.on_train_end()
         log.error("stopped by SIGTERM at step %d; rerun to resume from %s", trainer.global_step, state_dir / LAST)
         raise SIGTERMException(128 + signal.SIGTERM) from exc
+    finally:
+        # Lightning skips on_train_end when a fit is interrupted: close the bar now, not at exit.
+        bar = getattr(trainer.progress_bar_callback, "_train_progress_bar", None)
+        if bar is not None:
+            bar.close()
     if not trainer.is_global_zero:
         return {}
 
