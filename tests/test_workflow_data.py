@@ -116,3 +116,40 @@ def test_copernicus_without_credentials_stops_before_any_job(tmp_path: Path, mon
     assert "CredentialsError" in message and "copernicusmarine login" in message
     assert "COPERNICUSMARINE_SERVICE_USERNAME" in message
     assert not (workdir / "resources").exists() and not (workdir / "logs").exists()
+
+
+def test_netcdf_source_and_argo_scenario_on_real_files(tmp_path: Path, real_data_dir: Path) -> None:
+    """The user's own netCDF (the 4° climatology with land) and real Argo float tracks, through the DAG."""
+    workdir = make_workdir(tmp_path / "wf")
+    config = read_config(workdir)
+    config["data"] = {
+        "source": "netcdf",
+        "variable": "theta",
+        "depth_levels": [25.0, 85.0],
+        "region": {"lon_min": -180.0, "lon_max": 180.0, "lat_min": -70.0, "lat_max": 70.0},
+        "periods": ["t0000", "t0006"],
+        "eo": "surface",
+        "netcdf": {"paths": str(real_data_dir / "levitus_mitgcm_4deg_15lev_monthly.nc")},
+    }
+    config["patches"] = {
+        "size": 8, "stride": 8, "max_nodata_fraction": 0.5,
+        "split": {"block_px": 8, "fractions": {"train": 0.6, "val": 0.2, "test": 0.2}},
+    }
+    config["scenarios"] = {
+        "argo90": {"mode": "argo", "fraction": 0.9, "seed": 3, "argo_paths": str(real_data_dir / "argo" / "*_prof.nc")}
+    }
+    write_config(workdir, config)
+    snakemake(workdir, "--cores", "2", "data")
+    index = pd.read_parquet(workdir / "results/patches/index.parquet")
+    assert set(index["period"]) == {"t0000", "t0006"}
+    assert index["nodata_fraction"].max() <= 0.5 and index["nodata_fraction"].max() > 0  # land kept within the limit
+    assert index["lon_min"].min() >= -180 and index["lon_max"].max() <= 180
+    n_hidden = n_ocean = 0
+    for split in ("train", "val", "test"):
+        folder = workdir / f"results/shards/argo90/{split}"
+        observed = np.load(folder / "shard-0000/x_valid.npy")[:, 0].astype(bool)
+        land = np.load(folder / "shard-0000/land.npy").astype(bool)
+        assert not (observed & land).any()  # never observed on land
+        n_ocean += int((~land).sum())
+        n_hidden += int((~land & ~observed).sum())
+    assert abs(n_hidden / n_ocean - 0.9) < 0.05
