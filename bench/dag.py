@@ -71,7 +71,8 @@ def job_stats(output: str) -> dict[str, int]:
 
 
 def gpu_resources(output: str, rules: tuple[str, ...] = ("train_model", "sample_model")) -> dict[str, str]:
-    """The `resources:` line of the first job of each rule in the dry-run output."""
+    """The `resources:` line of the first job of each rule in the dry-run output (a dry run
+    does not print threads; cpus_per_task is among the resources)."""
     found = {}
     for rule in rules:
         m = re.search(rf"rule {rule}:\n(?:.*\n)*?\s+resources: (.*)", output)

@@ -168,7 +168,7 @@ def power_spectra(samples: Mapping[str, str | os.PathLike[str]], out_png: str | 
                           linestyle="--", label=f"{method} member")
         ax.set_xlabel("wavenumber (cycles / km)")
         ax.set_ylabel(f"power ({DEGC}²)")
-        ax.set_title(f"{depth[level]:g} m ({int(use.sum())} patches)")
+        ax.set_title(f"{depth[level]:.4g} m ({int(use.sum())} patches)")
         ax.grid(alpha=0.3, which="both")
         top = ax.secondary_xaxis("top", functions=(_inverse, _inverse))
         for axis in (ax.xaxis, top.xaxis):  # 1-2-5 labels: a patch spans only ~1.5 decades

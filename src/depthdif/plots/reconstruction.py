@@ -72,7 +72,7 @@ def reconstruction_grid(samples: Mapping[str, str | os.PathLike[str]], out_png: 
         fig.colorbar(im, ax=list(top), shrink=0.9, label=f"T ({DEGC})")
         fig.colorbar(err, ax=list(bottom), shrink=0.9, label=f"error ({DEGC})")
         _spread_panels(fig, bottom[:2], datasets, ensembles, i, level, valid, observed, ext)
-    fig.suptitle(f"{scenario}: test reconstructions at {depth:g} m (grey: land)")
+    fig.suptitle(f"{scenario}: test reconstructions at {depth:.4g} m (grey: land)")
     save_png(fig, out_png, dpi_of(cfg))
 
 
