@@ -1,8 +1,9 @@
 """Shared helpers of the bench/ scripts: config, model and batch builders, timing, tables.
 
-Benchmarks print ratios measured in ONE run: both sides are timed in the same process,
-interleaved round by round (A B A B ...) so load from other jobs hits both alike. A side's
-time is its fastest round (other jobs only ever add time); the median is shown too.
+Benchmarks print ratios measured in ONE run: both sides are timed in the same process (or
+in fresh subprocesses of one run), interleaved round by round (A B A B ...). The headline
+ratio is the median over rounds of the per-round ratio (A and B of a round run back to back,
+so load from other jobs mostly cancels); each side's best and median round are shown too.
 """
 
 from __future__ import annotations
