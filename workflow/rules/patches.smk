@@ -14,6 +14,8 @@ rule extract_patches:
         "periods"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=2000,
     params:
         data=data_params(),
         patches=extract_params(),

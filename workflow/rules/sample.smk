@@ -15,6 +15,8 @@ rule sample_model:
     conda:
         "../../envs/torch.yaml"
     threads: 1
+    resources:
+        mem_mb=2000,
     params:
         sample=sample_params,
     script:

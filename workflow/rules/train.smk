@@ -16,6 +16,8 @@ rule train_model:
     conda:
         "../../envs/torch.yaml"
     threads: 1
+    resources:
+        mem_mb=4000,
     params:
         model=config["model"],
         objective=objective_params,
