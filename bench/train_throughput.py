@@ -15,22 +15,27 @@ batch that fits (doubling).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import copy
 import logging
 import tempfile
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import common
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader, Dataset
 
-import common
 from depthdif.diffusion import training_loss
 from depthdif.training.callbacks import EMA, NaNGuard
 from depthdif.training.module import DepthDifModule, model_hparams
@@ -77,6 +82,100 @@ class StepClock(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         common.sync(trainer.strategy.root_device)
         self.times.append(time.perf_counter())
+
+
+class HostSyncs(TorchDispatchMode):
+    """Counts what would make the host wait for the GPU on CUDA, on any device: reading a value
+    (item/float/bool: `_local_scalar_dense`), data-dependent shapes (nonzero, masked_select,
+    boolean-mask index), copies to the host (.cpu(), .tolist(), .numpy()) and tensors made from
+    Python numbers on the training device (`torch.tensor(x, device=...)`, a blocking copy).
+
+    Tensors that stay on the host on CUDA too are not counted: the optimizers' step counters
+    (`watch`), the results of .cpu() and of torch.tensor(x) without a device, and whatever is
+    computed from those alone. Use `with counter, counter.calls:` (the second mode sees the
+    Python-level calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = False
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._host: dict[int, weakref.ref[torch.Tensor]] = {}
+        self.calls = _HostCalls(self)
+
+    def watch(self, optimizer: torch.optim.Optimizer) -> None:
+        for state in optimizer.state.values():
+            if "step" in state:
+                self.mark(state["step"])
+
+    def mark(self, t: torch.Tensor) -> None:
+        self._host[id(t)] = weakref.ref(t)
+
+    def on_host(self, t: Any) -> bool:
+        ref = self._host.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return ref is not None and ref() is t
+
+    def count(self, kind: str, tensor: Any = None) -> None:
+        if self.active and not self.on_host(tensor):
+            self.counts[kind] += 1
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        if name in ("_local_scalar_dense", "nonzero", "masked_select"):
+            self.count(name, args[0])
+        elif name == "index" and any(i is not None and i.dtype == torch.bool for i in args[1]):
+            self.count("bool-mask index", args[0])
+        out = func(*args, **(kwargs or {}))
+        inputs = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        if inputs and all(self.on_host(a) for a in inputs):
+            for o in pytree.tree_leaves(out):
+                if isinstance(o, torch.Tensor):
+                    self.mark(o)
+        return out
+
+
+class _HostCalls(TorchFunctionMode):
+    """The Python-level half of HostSyncs: host copies and torch.tensor(...)."""
+
+    def __init__(self, syncs: HostSyncs) -> None:
+        super().__init__()
+        self.syncs = syncs
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        to_host = name == "cpu"  # not .to(device): on a CPU run it cannot be told from .to("cpu")
+        if name in ("tolist", "numpy") or to_host:
+            self.syncs.count(f".{name}()", args[0])
+        out = func(*args, **kwargs)
+        if name == "tensor":
+            if kwargs.get("device") is None:
+                self.syncs.mark(out)
+            else:
+                self.syncs.count("torch.tensor(device=)")
+        elif to_host:
+            out = out.clone() if out is args[0] else out  # on CUDA a new host tensor
+            self.syncs.mark(out)
+        return out
+
+
+class StepSyncs(L.Callback):
+    """Per-step totals of a HostSyncs mode, counted from the first step after `warmup`."""
+
+    def __init__(self, mode: HostSyncs, warmup: int) -> None:
+        self.mode, self.warmup, self._last = mode, warmup, 0
+        self.per_step: list[int] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        total = sum(self.mode.counts.values())
+        if self.mode.active:
+            self.per_step.append(total - self._last)
+        self._last = total
+        self.mode.active = trainer.global_step >= self.warmup
+        self.mode.watch(trainer.optimizers[0])
+
+    def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.on_train_batch_start(trainer)
+        self.mode.active = False  # not the teardown (module.cpu())
 
 
 def rate(times: list[float], warmup: int, batch: int) -> float:
@@ -160,16 +259,16 @@ def main() -> None:
 
     setup_seconds: list[float] = []
 
-    def lightning(production: bool) -> Callable[[], float]:
+    def lightning(production: bool, syncs: StepSyncs | None = None) -> Callable[[], float]:
         def run() -> float:
             module = copy.deepcopy(template)
             clock = StepClock()
-            callbacks: list[L.Callback] = [clock]
+            callbacks: list[L.Callback] = [clock] + ([syncs] if syncs else [])
             logger: Any = False
             if production:  # the per-step callbacks of depthdif.training.fit (checkpoints are every 200+ steps)
                 every = int(train_cfg["log_every_n_steps"])
                 callbacks = [EMA(float(train_cfg["ema_decay"])), NaNGuard(Path(tmp) / "last.ckpt"),
-                             TQDMProgressBar(refresh_rate=every), clock]
+                             TQDMProgressBar(refresh_rate=every), *callbacks]
                 logger = L.pytorch.loggers.CSVLogger(tmp, name="logs", flush_logs_every_n_steps=int(train_cfg["checkpoint_every_n_steps"]))
             trainer = L.Trainer(
                 accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,  # type: ignore[arg-type]
@@ -178,7 +277,11 @@ def main() -> None:
                 gradient_clip_val=clip or None, log_every_n_steps=int(train_cfg["log_every_n_steps"]),
             )
             start = time.perf_counter()
-            trainer.fit(module, train_dataloaders=loader)
+            with contextlib.ExitStack() as stack:
+                if syncs:
+                    stack.enter_context(syncs.mode)
+                    stack.enter_context(syncs.mode.calls)
+                trainer.fit(module, train_dataloaders=loader)
             setup_seconds.append(time.perf_counter() - start - (clock.times[-1] - clock.times[0]))
             return rate(clock.times, warmup, batch)
         return run
@@ -206,6 +309,30 @@ def main() -> None:
                 if device.type == "cuda":
                     peak_mem[name] = max(peak_mem[name], torch.cuda.max_memory_allocated(device) / 2**30)
 
+    # host syncs per step (untimed: the dispatch mode itself is slow); the fit logs once in the
+    # window when log_every_n_steps divides a step in it (default 20: step 19 of 23)
+    sync_rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, production in (("Lightning fit (logging/checkpoints off)", False),
+                                 ("Lightning fit as train_model (EMA, NaN guard, CSV log, progress bar)", True)):
+            if name not in cases:
+                continue
+            counter = StepSyncs(HostSyncs(), warmup)
+            lightning(production, counter)()
+            sync_rows.append((name, counter.per_step, counter.mode.counts))
+        bare_mode = HostSyncs()
+        net, schedule, opt, gen = bare_state()
+        bare_counts = []
+        with bare_mode, bare_mode.calls:
+            bare_step(net, schedule, opt, gen, to_device(batches[0]))  # warm-up: creates the optimizer state
+            bare_mode.active = True
+            bare_mode.watch(opt)
+            for b in batches[:3]:
+                before = sum(bare_mode.counts.values())
+                bare_step(net, schedule, opt, gen, to_device(b))
+                bare_counts.append(sum(bare_mode.counts.values()) - before)
+        sync_rows.insert(0, ("bare PyTorch loop", bare_counts, bare_mode.counts))
+
     # FLOPs of one training step = 3 × the loss forward (backward ≈ 2 × forward). Counting the
     # backward directly is wrong here: torch's flop counter ignores `groups` in the conv
     # backward formula, so each depthwise 7×7 conv's backward counts ~channels × too much.
@@ -232,6 +359,10 @@ def main() -> None:
           f"{'bf16' if matmul_dtype == torch.bfloat16 else 'fp32'} matmul rate {peak:.3g} TFLOP/s → "
           f"{rows[0][3] / peak:.1%} of it in the bare loop")
     print(f"Trainer set-up + teardown per fit (not in the rate): {common.median(setup_seconds):.2f} s")
+    print(f"host syncs per training step on CUDA (counted ops; log_every_n_steps {train_cfg['log_every_n_steps']}):")
+    for name, per_step, counts in sync_rows:
+        ops = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+        print(f"  {name}: {' '.join(map(str, per_step))} over {len(per_step)} steps ({ops})")
     if device.type == "cuda":
         del eager, net
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import torch
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from depthdif.diffusion import (
     ConditionalUNet,
@@ -66,7 +67,7 @@ class Spy(nn.Module):
 
 
 def _loss(model: nn.Module, batch: dict[str, Tensor], objective: str, cfg: dict[str, Any],
-          parameterization: str = "x0", seed: int = 3) -> tuple[Tensor, dict[str, float]]:
+          parameterization: str = "x0", seed: int = 3) -> tuple[Tensor, dict[str, Tensor]]:
     return training_loss(
         model, NoiseSchedule(20), batch, objective=objective, objective_cfg=cfg,  # type: ignore[arg-type]
         parameterization=parameterization, use_eo=True, use_mask_channels=True,  # type: ignore[arg-type]
@@ -134,10 +135,54 @@ def test_standard_training_loss_ignores_land_and_logs() -> None:
     assert torch.equal(altered, loss)
     ocean_changed = dict(batch, y=batch["y"] + 7 * batch["y_valid"])
     assert not torch.equal(_loss(Spy(), ocean_changed, "standard", STANDARD)[0], loss)
-    assert logs["loss"] == pytest.approx(loss.item())
-    assert logs["observed_fraction"] == pytest.approx(float(batch["x_valid"].sum() / batch["y_valid"].sum()))
-    assert logs["field_std"] == pytest.approx(float(batch["y"][batch["y_valid"] > 0].std()))
+    assert all(v.ndim == 0 and not v.requires_grad for v in logs.values())  # detached 0-d tensors
+    assert logs["loss"].item() == pytest.approx(loss.item())
+    assert logs["observed_fraction"].item() == pytest.approx(float(batch["x_valid"].sum() / batch["y_valid"].sum()))
+    assert logs["field_std"].item() == pytest.approx(float(batch["y"][batch["y_valid"] > 0].std()))
     assert "kept_fraction" not in logs
+
+
+@pytest.mark.parametrize("n_valid", [0, 1])
+def test_field_std_log_is_zero_without_two_valid_values(n_valid: int) -> None:
+    batch = make_batch()
+    y_valid = torch.zeros_like(batch["y_valid"])
+    y_valid.view(-1)[:n_valid] = 1
+    batch = dict(batch, y_valid=y_valid, x_valid=y_valid, x=y_valid * batch["y"])
+    _, logs = _loss(Spy(), batch, "standard", STANDARD)
+    assert logs["field_std"].item() == 0.0
+    assert logs["observed_fraction"].item() == float(n_valid)
+
+
+class HostReads(TorchDispatchMode):
+    """Counts the ops that block the host on a GPU: reading a value (item/float/bool) and
+    data-dependent shapes (nonzero, masked_select, boolean-mask indexing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        indices = args[1] if name == "index" else []
+        if name in ("_local_scalar_dense", "nonzero", "masked_select") or any(
+            i is not None and i.dtype == torch.bool for i in indices
+        ):
+            self.ops.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("objective", ["standard", "ambient", "unet"])
+def test_training_loss_never_reads_the_device(objective: str) -> None:
+    torch.manual_seed(0)
+    model = ConditionalUNet(2, condition_channels(2, True, True), 2, dim=8, dim_mults=(1, 2))
+    with HostReads() as reads:
+        loss, logs = _loss(model, make_batch(), objective, AMBIENT if objective == "ambient" else STANDARD)
+        loss.backward()
+    assert reads.ops == []
+    assert set(logs) == {"loss", "observed_fraction", "field_std"} | ({"kept_fraction"} if objective == "ambient" else set())
+    with HostReads() as reads:
+        logs["loss"].item()  # the counter does see a read
+    assert reads.ops == ["_local_scalar_dense"]
 
 
 def test_standard_targets_x0_or_epsilon() -> None:
@@ -199,7 +244,7 @@ def test_ambient_loss_and_gradient_do_not_see_y_outside_a(mask_noisy: bool) -> N
         model.zero_grad()
         loss, logs = _loss(model, b, "ambient", cfg)
         loss.backward()
-        assert 0 < logs["kept_fraction"] <= 1
+        assert 0 < logs["kept_fraction"].item() <= 1
         return loss.detach(), [p.grad.clone() for p in model.parameters()]  # type: ignore[union-attr]
 
     ref_loss, ref_grad = loss_and_grad(batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -10,16 +11,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
+from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
 
 from depthdif.diffusion import DiffusionConfigError
 from depthdif.errors import TrainingError
 from depthdif.io import write_json
 from depthdif.training import build_model, merge_metrics, train
 from depthdif.training import module as module_mod
+from depthdif.training.callbacks import EMA
 from depthdif.training.datamodule import ShardDataModule
 from depthdif.training.module import DepthDifModule
-from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
-
 
 
 @pytest.fixture(scope="module")
@@ -86,31 +88,92 @@ def test_config_change_starts_over(shards: dict[str, Path], tmp_path: Path, capl
     assert len(list((tmp_path / "state" / "logs").glob("version_*"))) == 1
 
 
-def test_nan_loss_names_step_and_last_checkpoint(
-    shards: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def nan_from_step(monkeypatch: pytest.MonkeyPatch, first: int) -> None:
+    """Make the training loss NaN from global step `first` on."""
     real = module_mod.training_loss
     calls = {"train": 0}
 
-    def nan_from_step_3(model, schedule, batch, **kw):  # type: ignore[no-untyped-def]
+    def nan_loss(model, schedule, batch, **kw):  # type: ignore[no-untyped-def]
         loss, logs = real(model, schedule, batch, **kw)
         if torch.is_grad_enabled():  # training steps only (preflight and validation run without grad)
             calls["train"] += 1
-            if calls["train"] > 3:
+            if calls["train"] > first:
                 loss = loss * float("nan")
         return loss, logs
 
-    monkeypatch.setattr(module_mod, "training_loss", nan_from_step_3)
-    with pytest.raises(TrainingError, match="at step 3") as err:
-        fit(shards, tmp_path, max_steps=8)
+    monkeypatch.setattr(module_mod, "training_loss", nan_loss)
+
+
+# log_every_n_steps 50: the NaN flag is read on the host only before validations and checkpoints
+@pytest.mark.parametrize("log_every", [1, 50])
+def test_nan_loss_names_step_and_last_checkpoint(
+    shards: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_every: int
+) -> None:
+    nan_from_step(monkeypatch, 3)
+    with pytest.raises(TrainingError, match=r"non-finite training loss \(nan\) at step 3;") as err:
+        fit(shards, tmp_path, max_steps=8, log_every_n_steps=log_every)
     assert str(tmp_path / "state" / "last.ckpt") in str(err.value)
     assert torch.load(tmp_path / "state" / "last.ckpt", weights_only=True)["global_step"] == 2
     assert not (tmp_path / "out" / "model.ckpt").exists()
 
 
-def test_diverging_lr_before_any_checkpoint(shards: dict[str, Path], tmp_path: Path) -> None:
+def test_nan_loss_in_the_last_steps_is_never_saved_or_exported(
+    shards: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nan_from_step(monkeypatch, 2)  # no log step, checkpoint or validation before the end: train end reads it
+    with pytest.raises(TrainingError, match="at step 2; last good checkpoint: none yet"):
+        fit(shards, tmp_path, max_steps=4, log_every_n_steps=50, val_every_n_steps=100, checkpoint_every_n_steps=100)
+    assert not (tmp_path / "state" / "last.ckpt").exists()
+    assert not (tmp_path / "out" / "model.ckpt").exists()
+
+
+@pytest.mark.parametrize("log_every", [1, 50])
+def test_diverging_lr_before_any_checkpoint(shards: dict[str, Path], tmp_path: Path, log_every: int) -> None:
     with pytest.raises(TrainingError, match="non-finite training loss .* at step 1; last good checkpoint: none yet"):
-        fit(shards, tmp_path, objective="unet", max_steps=8, lr=1e30, grad_clip=0.0, checkpoint_every_n_steps=4)
+        fit(shards, tmp_path, objective="unet", max_steps=8, lr=1e30, grad_clip=0.0, checkpoint_every_n_steps=4,
+            log_every_n_steps=log_every)
+    assert not (tmp_path / "state" / "last.ckpt").exists()
+
+
+def test_training_steps_wait_for_the_device_only_when_logging(
+    shards: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As train() runs it (EMA, NaN guard, CSV log, progress bar), a step reads nothing back from the
+    device except every log_every_n_steps steps and at the first batch of an epoch."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    from train_throughput import HostSyncs  # the counter the benchmark reports
+
+    syncs, starts = HostSyncs(), []
+
+    def on_train_batch_start(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        starts.append(sum(syncs.counts.values()))
+        syncs.active = True
+        syncs.watch(self.trainer.optimizers[0])
+
+    monkeypatch.setattr(DepthDifModule, "on_train_batch_start", on_train_batch_start)
+    with syncs, syncs.calls:  # 8 patches, batch 1: one epoch
+        fit(shards, tmp_path, max_steps=8, batch_size=1, log_every_n_steps=3, val_every_n_steps=100,
+            checkpoint_every_n_steps=100)
+    per_step = [b - a for a, b in itertools.pairwise(starts)]  # steps 0..6
+    assert [per_step[s] for s in (1, 3, 4, 6)] == [0, 0, 0, 0], per_step
+    assert per_step[2] > 0 and per_step[5] > 0  # the CSV log and the NaN flag are read at steps 2 and 5
+
+
+def test_ema_update_matches_averaged_model() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GroupNorm(2, 4))
+    net.register_buffer("scale", torch.tensor([2.0]))
+    ema = EMA(0.9)
+    ema._average_model = AveragedModel(net, use_buffers=True, avg_fn=get_ema_avg_fn(0.9))
+    reference = AveragedModel(net, use_buffers=True, avg_fn=get_ema_avg_fn(0.9))
+    for _ in range(3):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        ema._update_average(net)  # type: ignore[arg-type]
+        reference.update_parameters(net)
+        assert all(torch.equal(a, b) for a, b in zip(ema._average_model.state_dict().values(), reference.state_dict().values()))
+    assert int(ema._average_model.n_averaged) == 3
 
 
 def test_ambient_epsilon_fails_before_training(shards: dict[str, Path], tmp_path: Path) -> None:

@@ -122,13 +122,22 @@ def _sample_t_noise(
     return t, noise
 
 
-def _batch_logs(batch: Mapping[str, Any]) -> dict[str, float]:
-    """observed_fraction = ΣA / Σy_valid; field_std = std of y over valid values."""
+def _batch_logs(batch: Mapping[str, Any]) -> dict[str, Tensor]:
+    """observed_fraction = ΣA / Σy_valid; field_std = std of y over valid values (n - 1, 0 if n ≤ 1).
+
+    Masked sums, not y[valid]: 0-d device tensors, so no host sync (boolean indexing waits for the GPU).
+    """
     valid = batch["y_valid"] > 0.5
-    y_valid_values = batch["y"][valid]
+    count = valid.sum()
+    n = count.clamp_min(1)
+    y = batch["y"].detach()
+    y = y.to(torch.promote_types(y.dtype, torch.float32))
+    m = valid.to(y.dtype)
+    mean = (m * y).sum() / n
+    variance = (m * (y - mean).square()).sum() / (count - 1).clamp_min(1)
     return {
-        "observed_fraction": float(batch["x_valid"].sum() / valid.sum().clamp_min(1)),
-        "field_std": float(y_valid_values.std()) if y_valid_values.numel() > 1 else 0.0,
+        "observed_fraction": (batch["x_valid"].detach().sum() / n),
+        "field_std": variance.sqrt(),
     }
 
 
@@ -234,9 +243,10 @@ def training_loss(
     use_eo: bool,
     use_mask_channels: bool,
     generator: torch.Generator | None = None,
-) -> tuple[Tensor, dict[str, float]]:
-    """Loss of one batch for `objective` and float logs (loss, observed_fraction, field_std,
-    kept_fraction = ΣÃ/ΣA for ambient)."""
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Loss of one batch for `objective` and its logs as detached 0-d tensors on the batch's device
+    (loss, observed_fraction, field_std, kept_fraction = ΣÃ/ΣA for ambient): nothing here reads a
+    value back to the host, so a GPU step is never stalled; callers log them or call .item()."""
     _check_parameterization(parameterization)
     logs = _batch_logs(batch)
     common: dict[str, Any] = dict(
@@ -250,12 +260,12 @@ def training_loss(
         loss, a_tilde = ambient_loss(
             model, schedule, batch, parameterization=parameterization, generator=generator, **common
         )
-        logs["kept_fraction"] = float(a_tilde.sum() / batch["x_valid"].sum().clamp_min(1))
+        logs["kept_fraction"] = (a_tilde.sum() / batch["x_valid"].sum().clamp_min(1)).detach()
     elif objective == "unet":
         loss = regression_loss(model, batch, **common)
     else:
         raise DiffusionConfigError(
             f"objective {objective!r} is unknown: use 'standard', 'ambient' or 'unet'"
         )
-    logs["loss"] = float(loss.detach())
+    logs["loss"] = loss.detach()
     return loss, logs

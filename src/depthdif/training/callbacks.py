@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -29,6 +30,35 @@ class EMA(EMAWeightAveraging):
     def __init__(self, decay: float) -> None:
         super().__init__(decay=decay)
         self._swapped = False
+        self._updates: int | None = None  # host copy of the averaged model's n_averaged
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._updates = None  # after a checkpoint restore: read n_averaged once at the next update
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # as WeightAveraging.on_train_batch_end, with a sync-free AveragedModel.update_parameters
+        if trainer.global_step > self._latest_update_step and self.should_update(step_idx=trainer.global_step - 1):
+            self._update_average(pl_module)
+            self._latest_update_step = trainer.global_step
+
+    @torch.no_grad()
+    def _update_average(self, pl_module: L.LightningModule) -> None:
+        """AveragedModel.update_parameters (copy at the first update, then avg_fn on parameters and
+        buffers), branching on a host count instead of `n_averaged == 0` (a GPU sync per step)."""
+        average = self._average_model
+        assert average is not None and average.avg_fn is not None
+        if self._updates is None:
+            self._updates = int(average.n_averaged)
+        averaged = itertools.chain(average.module.parameters(), average.module.buffers())
+        current = itertools.chain(pl_module.parameters(), pl_module.buffers())
+        for p_average, p_model in zip(averaged, current, strict=True):
+            p_model = p_model.detach().to(p_average.device)
+            if self._updates == 0:
+                p_average.detach().copy_(p_model)
+            else:
+                p_average.detach().copy_(average.avg_fn(p_average.detach(), p_model, average.n_averaged))
+        average.n_averaged += 1
+        self._updates += 1
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pass
@@ -95,17 +125,65 @@ class ResumableCheckpoint(ModelCheckpoint):
 
 
 class NaNGuard(Callback):
-    """Stop with TrainingError on a non-finite loss, before it reaches the weights."""
+    """Stop with TrainingError on a non-finite training loss before any checkpoint or export holds it.
+
+    No host sync per step: each step folds isfinite(loss) into a device tensor (the step of the
+    first non-finite loss, via torch.where), read on the host only every log_every_n_steps steps
+    and before every checkpoint, validation and the end of training. The weights of the steps
+    between a bad loss and that read may be non-finite, but nothing saves them.
+    """
+
+    NONE = torch.iinfo(torch.int64).max  # "no non-finite loss yet"
 
     def __init__(self, last_checkpoint: str | os.PathLike[str]) -> None:
         self.last_checkpoint = Path(last_checkpoint)
+        self._first_bad: torch.Tensor | None = None  # step of the first non-finite loss, or NONE
+        self._bad_loss: torch.Tensor | None = None  # that loss
+        self._unchecked = False  # a loss was folded in since the last host read
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._first_bad = self._bad_loss = None
+        self._unchecked = False
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
-        if bool(torch.isfinite(loss).all()):
+        loss = loss.detach()
+        if self._first_bad is None or self._bad_loss is None:
+            self._first_bad = torch.full((), self.NONE, dtype=torch.int64, device=loss.device)
+            self._bad_loss = torch.zeros((), dtype=torch.float32, device=loss.device)
+        first = ~torch.isfinite(loss).all() & (self._first_bad == self.NONE)
+        self._first_bad = torch.where(first, trainer.global_step, self._first_bad)
+        self._bad_loss = torch.where(first, loss.float().sum(), self._bad_loss)
+        self._unchecked = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step % max(trainer.log_every_n_steps, 1) == 0:
+            self.check(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        # called while any checkpoint is assembled, before it is written
+        self.check(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)  # before the final checkpoint and train()'s export
+
+    def check(self, trainer: L.Trainer) -> None:
+        """Raise TrainingError if a loss folded in since the last check was not finite (one host read)."""
+        if not self._unchecked or self._first_bad is None or self._bad_loss is None:
             return
+        self._unchecked = False
+        first = self._first_bad
+        if trainer.world_size > 1:  # every rank checks at the same steps; a bad rank stops all
+            first = trainer.strategy.reduce(first.clone(), reduce_op="min")
+        step = int(first)
+        if step == self.NONE:
+            return
+        value = f"{float(self._bad_loss)}" if int(self._first_bad) == step else "on another rank"
         last = str(self.last_checkpoint) if self.last_checkpoint.is_file() else "none yet"
         raise TrainingError(
-            f"non-finite training loss ({float(loss.detach().float())}) at step {trainer.global_step}; "
+            f"non-finite training loss ({value}) at step {step}; "
             f"last good checkpoint: {last}. Lower train.lr or train.grad_clip (or check the shards), "
             "then rerun: a changed config starts over, an unchanged one resumes from that checkpoint"
         )

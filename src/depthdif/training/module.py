@@ -189,11 +189,12 @@ class DepthDifModule(L.LightningModule):
         self._plateau_state: dict[str, Any] | None = None
         self._scores: list[dict[str, float]] = []
         self._val_loss = torch.zeros(2, dtype=torch.float64)
+        self._lr_log: tuple[float, Tensor] | None = None  # (lr, the CPU tensor logged for it)
         #: degC arrays of validation patch 0 (input, target, prediction, masks) for the image callback
         self.val_example: dict[str, np.ndarray] | None = None
 
     # --- loss -------------------------------------------------------------------------
-    def loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None) -> tuple[Tensor, dict[str, Tensor]]:
         diffusion = self.model_hparams["model_cfg"]["diffusion"]
         return training_loss(
             self.net,
@@ -229,13 +230,25 @@ class DepthDifModule(L.LightningModule):
             self.net.compile()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Loss + logs without a per-step host sync: Lightning reads the logged device tensors
+        only when a logger writes (every log_every_n_steps)."""
         loss, logs = self.loss(batch, self.train_generator())
         size = int(batch["y"].shape[0])
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/loss", loss, on_step=True, batch_size=size)
         for key in TRAIN_LOGS:
             if key in logs:
-                self.log(f"train/{key}", float(logs[key]), batch_size=size)
-        self.log("lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]), batch_size=size)
+                self.log(f"train/{key}", logs[key], on_step=True, batch_size=size)
+        # a CPU tensor, made once per lr value: a Python float would become torch.tensor(lr,
+        # device=cuda), a blocking copy every step
+        lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        if self._lr_log is None or self._lr_log[0] != lr:
+            self._lr_log = (lr, torch.tensor(lr, dtype=torch.float32))
+        self.log("lr", self._lr_log[1], on_step=True, batch_size=size)
+        # Lightning converts progress-bar metrics to numbers after every batch (a sync per step
+        # for a device tensor): the bar gets a host copy, refreshed when the CSV log is written
+        every = max(int(self.trainer.log_every_n_steps), 1)
+        if batch_idx == 0 or (self.global_step + 1) % every == 0:
+            self.log("loss", loss.detach().float().cpu(), on_step=True, prog_bar=True, logger=False, batch_size=size)
         return loss
 
     def on_validation_epoch_start(self) -> None:
