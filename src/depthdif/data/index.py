@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,50 @@ from depthdif.io import atomic_output, write_json
 
 INDEX_COLUMNS = ["patch_id", "period", "source_file", "y0", "x0", "size", "lat_min", "lat_max",
                  "lon_min", "lon_max", "lat", "lon", "time", "nodata_fraction", "block", "split"]
+CHUNK_VALUES = 1 << 18  # values per float64 moments update: 2 MiB of scratch, reused
 
 
 def _load(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays `keys` that the patch file has (the others are left out)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in keys if k in npz.files}
     except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable patch file ({exc}); re-run patch extraction.") from exc
+
+
+def _has_eo(path: Path) -> bool:
+    """Whether the patch file has an ``eo`` array (nothing is read but the zip directory)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return "eo" in npz.files
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable patch file ({exc}); re-run patch extraction.") from exc
+
+
+def _train_chunks(path: Path, key: str, train: np.ndarray) -> Iterator[np.ndarray]:
+    """Rows of array `key` where `train` is True, read about CHUNK_VALUES values at a time.
+
+    The npz member is read sequentially, so at most one chunk of the file is in memory.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as npz, npz.zip.open(f"{key}.npy") as fp:
+            version = np.lib.format.read_magic(fp)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fp)
+            if fortran or dtype.hasobject or len(shape) < 1 or shape[0] != train.size:
+                raise ValueError(f"'{key}' has shape {shape} (fortran order {fortran}, dtype {dtype}), "
+                                 f"expected {train.size} C-ordered numeric rows")
+            row_values = math.prod(shape[1:])
+            step = max(1, CHUNK_VALUES // max(row_values, 1))
+            for start in range(0, train.size, step):
+                stop = min(start + step, train.size)
+                raw = fp.read((stop - start) * row_values * dtype.itemsize)
+                keep = train[start:stop]
+                if keep.any():
+                    yield np.frombuffer(raw, dtype).reshape(stop - start, *shape[1:])[keep]
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} is not a readable patch file ({exc}); re-run patch extraction.") from exc
 
 
@@ -53,16 +92,28 @@ class _Moments:
         self.n = np.zeros(channels)
         self.mean = np.zeros(channels)
         self.m2 = np.zeros(channels)
+        # scratch reused by every add: fresh MiB-sized temporaries per chunk cost more in page
+        # faults (glibc returns them to the OS each time) than the arithmetic itself
+        self._data = np.empty(0)
+        self._invalid = np.empty(0, dtype=bool)
 
     def add(self, values: np.ndarray) -> None:
         """Add (N, C, H, W) values; NaNs are ignored."""
-        data = np.moveaxis(values, 1, 0).reshape(values.shape[1], -1).astype(np.float64)
-        valid = np.isfinite(data)
-        n = valid.sum(axis=1).astype(np.float64)
-        total = np.where(valid, data, 0.0).sum(axis=1)
+        channels, size = values.shape[1], values.size
+        if self._data.size < size:
+            self._data, self._invalid = np.empty(size), np.empty(size, dtype=bool)
+        data = self._data[:size].reshape(channels, -1)
+        invalid = self._invalid[:size].reshape(channels, -1)
+        per_channel = np.moveaxis(values, 1, 0).reshape(channels, values.shape[0], -1)  # a view
+        np.copyto(data.reshape(per_channel.shape), per_channel)  # float64 (C, N*H*W)
+        np.logical_not(np.isfinite(data, out=invalid), out=invalid)
+        n = (data.shape[1] - np.count_nonzero(invalid, axis=1)).astype(np.float64)
+        np.copyto(data, 0.0, where=invalid)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, total / n, 0.0)
-        m2 = np.where(valid, (data - mean[:, None]) ** 2, 0.0).sum(axis=1)
+            mean = np.where(n > 0, data.sum(axis=1) / n, 0.0)
+        data -= mean[:, None]
+        np.copyto(data, 0.0, where=invalid)
+        m2 = np.square(data, out=data).sum(axis=1)
         both = self.n + n
         with np.errstate(invalid="ignore", divide="ignore"):
             delta = mean - self.mean
@@ -84,7 +135,7 @@ def gather_patches(
     """Write index.parquet (one row per patch, spatial-block split) and stats.json.
 
     Stats: per-channel mean/std (population) over finite values of TRAIN patches only,
-    accumulated in float64 one patch file at a time; ``eo_mean``/``eo_std`` likewise
+    accumulated in float64 about CHUNK_VALUES values at a time; ``eo_mean``/``eo_std`` likewise
     (null when the patches have no EO).
     """
     paths = [Path(p) for p in npz_paths]
@@ -108,18 +159,22 @@ def gather_patches(
     eo_moments = _Moments(1)
     has_eo: set[bool] = set()
     for path in paths:
-        data = _load(path, ["y", "eo", "patch_id", "depth"])
+        data = _load(path, ["patch_id", "depth"])
         if depth is None:
             depth = data["depth"].astype(np.float64)
             y_moments = _Moments(depth.size)
         elif data["depth"].shape != depth.shape or not np.allclose(data["depth"], depth):
             raise DataError(f"{path}: depth levels {data['depth'].tolist()} differ from {depth.tolist()}.")
-        has_eo.add("eo" in data)
-        train = np.isin(data["patch_id"].astype(str), list(train_ids))
+        file_has_eo = _has_eo(path)
+        has_eo.add(file_has_eo)
+        ids = data["patch_id"].tolist()
+        train = np.fromiter((pid in train_ids for pid in ids), dtype=bool, count=len(ids))  # set: O(1) per id
         if train.any():
-            y_moments.add(data["y"][train])  # type: ignore[union-attr]
-            if "eo" in data:
-                eo_moments.add(data["eo"][train])
+            for chunk in _train_chunks(path, "y", train):
+                y_moments.add(chunk)  # type: ignore[union-attr]
+            if file_has_eo:
+                for chunk in _train_chunks(path, "eo", train):
+                    eo_moments.add(chunk)
     if len(has_eo) > 1:
         raise DataError("some patch files have an 'eo' array and others not; re-run patch extraction.")
     assert depth is not None and y_moments is not None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from depthdif.data import cf
 from depthdif.errors import DataError, NoPatchesError
 from depthdif.io import atomic_output, seed_for
+
+_BLOCK_BYTES = 4 << 20  # tiles are copied and written this many bytes at a time
 
 
 def coarsen_nan(values: np.ndarray, factor: int) -> np.ndarray:
@@ -89,6 +93,24 @@ def tile_nodata(y: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, np.n
     return y0, x0, fraction
 
 
+def _tiles(grid: np.ndarray, y0: np.ndarray, x0: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """grid[:, a:a+size, b:b+size] for consecutive (a, b), as (k, C, size, size) float32 blocks of ~4 MiB."""
+    windows = sliding_window_view(grid, (size, size), axis=(1, 2)).transpose(1, 2, 0, 3, 4)  # (H', W', C, s, s)
+    step = max(1, _BLOCK_BYTES // (4 * grid.shape[0] * size * size))
+    for start in range(0, y0.size, step):
+        yield np.ascontiguousarray(windows[y0[start : start + step], x0[start : start + step]], dtype=np.float32)
+
+
+def _write_member(zf: zipfile.ZipFile, key: str, shape: tuple[int, ...], parts: Iterator[np.ndarray]) -> None:
+    """Write ``{key}.npy`` (float32, C order, `shape`) into `zf` from consecutive blocks of rows."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": shape}
+    with zf.open(f"{key}.npy", "w", force_zip64=True) as fid:
+        np.lib.format.write_array_header_1_0(fid, header)
+        for part in parts:
+            fid.write(part.data.cast("B"))  # the buffer itself, as bytes: no copy
+
+
 def extract_period(
     thetao_path: str | os.PathLike[str],
     eo_path: str | os.PathLike[str] | None,
@@ -136,9 +158,7 @@ def extract_period(
             "with more ocean."
         )
     y0, x0 = y0s[iy], x0s[ix]
-    windows = sliding_window_view(y, (size, size), axis=(1, 2))  # (C, H', W', s, s)
-    arrays: dict[str, np.ndarray] = {
-        "y": np.ascontiguousarray(np.moveaxis(windows[:, y0, x0], 0, 1), dtype=np.float32),
+    small: dict[str, np.ndarray] = {
         "lat": np.stack([lat[a : a + size] for a in y0]).astype(np.float32),
         "lon": np.stack([lon[a : a + size] for a in x0]).astype(np.float32),
         "y0": y0.astype(np.int32),
@@ -150,10 +170,15 @@ def extract_period(
         "period": np.array(period, dtype="<U64"),
         "source_file": np.array(str(source_file), dtype="<U1024"),
     }
-    if eo is not None:
-        eo_windows = sliding_window_view(eo, (size, size))
-        arrays["eo"] = np.ascontiguousarray(eo_windows[y0, x0][:, None], dtype=np.float32)
-    with atomic_output(out_npz) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)  # a handle: np.savez would append ".npz" to a path
+    # same members, order and bytes as np.savez(handle, y=..., **small, eo=...), but y/eo are
+    # streamed block by block from the grid instead of first copied into (N, C, s, s)
+    with (atomic_output(out_npz) as tmp, open(tmp, "wb") as handle,
+          zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf):
+        _write_member(zf, "y", (y0.size, y.shape[0], size, size), _tiles(y, y0, x0, size))
+        for key, value in small.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as fid:
+                np.lib.format.write_array(fid, value, allow_pickle=False)
+        if eo is not None:
+            _write_member(zf, "eo", (y0.size, 1, size, size), _tiles(eo[None], y0, x0, size))
     return {"period": period, "examined": examined, "kept": int(y0.size),
             "best_nodata_fraction": best, "grid": [int(y.shape[1]), int(y.shape[2])]}
