@@ -23,7 +23,10 @@ def _field() -> np.ndarray:
     return y
 
 
-def test_nodata_filter_counts(tmp_path) -> None:
+@pytest.mark.parametrize("block_bytes", [patches._BLOCK_BYTES, 1])
+def test_nodata_filter_counts(tmp_path, monkeypatch, block_bytes) -> None:
+    # block_bytes=1 writes one tile per block: the blockwise npz writer must give the same file.
+    monkeypatch.setattr(patches, "_BLOCK_BYTES", block_bytes)
     y = _field()
     path = write_thetao(tmp_path / "t.nc", y, depth=[0.494, 47.37])
     data, cfg = sections({"eo": "none", "depth_levels": [0.494, 47.37]})

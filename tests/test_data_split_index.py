@@ -68,8 +68,11 @@ def _write_npz(path, period, y0s, values, eo=True) -> None:
         np.savez(f, **arrays)
 
 
-def test_gather_stats_from_train_only(tmp_path) -> None:
+@pytest.mark.parametrize("chunk_values", [index_mod.CHUNK_VALUES, 100])
+def test_gather_stats_from_train_only(tmp_path, monkeypatch, chunk_values) -> None:
     # Patch values grow with the row: the splits, made of different rows, have different means.
+    # A small chunk makes the streamed moments cross many chunk boundaries inside one file.
+    monkeypatch.setattr(index_mod, "CHUNK_VALUES", chunk_values)
     y0s = list(range(0, 80, 8))
     paths = []
     for k, period in enumerate(("2015-01", "2015-02")):
