@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default applies only when no config file is given (`--configfile`, or a
+# profile's `configfile:`): a user's config means what it says, its `scenarios` are not
+# merged with the default's. Keys it leaves out get the schema defaults.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

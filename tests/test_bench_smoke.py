@@ -24,6 +24,8 @@ SCRIPTS = {
     "extract_patches": ["extract/xarray_read", "extract_rss_above_imports/decoded_period"],
     "cost_growth": ["per_period_time_4/2"],
     "dag": ["dry_run_seconds/15s"],
+    "ambient_distances": ["median_withheld_distance_blocks/median_hidden_distance"],
+    "synthetic_realism": ["oi_correlated_share/synthetic_real"],
 }
 
 

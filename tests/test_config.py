@@ -43,6 +43,10 @@ def test_empty_config_is_the_schema_default() -> None:
         (lambda c: c["data"].update(region={"lon_min": 0, "lon_max": 10, "lat_min": 30, "lat_max": 20}), ["data.region", "lat_min"]),
         (lambda c: c["scenarios"].update(a={"mode": "argo", "fraction": 0.9}), ["scenarios.a.argo_paths"]),
         (lambda c: c["data"].update(source="netcdf"), ["data.netcdf.paths"]),
+        (lambda c: c["data"].update(source="netcdf", netcdf={"paths": "a.nc"}), ["data.netcdf.eo_paths", "ostia"]),
+        # the U-Net halves the patch len(dim_mults)-1 times: 20 px cannot take three halvings
+        (lambda c: (c["patches"].update(size=20, stride=20), c["model"]["backbone"].update(dim_mults=[1, 2, 2, 2])),
+         ["'patches.size' (20)", "'model.backbone.dim_mults' ([1, 2, 2, 2])", "divisible by 8", "24 or 16"]),
     ],
 )
 def test_mistakes_are_named(edit, expected) -> None:  # type: ignore[no-untyped-def]
@@ -53,3 +57,10 @@ def test_mistakes_are_named(edit, expected) -> None:  # type: ignore[no-untyped-
         validate_config(broken)
     for fragment in expected:
         assert fragment in str(error.value)
+
+
+def test_patch_size_divisible_by_the_unet_downsampling_passes() -> None:
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["patches"].update(size=24, stride=24)
+    config["model"]["backbone"]["dim_mults"] = [1, 2, 2, 2]
+    validate_config(config)  # 24 = 3 * 8

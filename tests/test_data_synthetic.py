@@ -126,3 +126,24 @@ def test_retrieve_dispatch(tmp_path) -> None:
         retrieve_period("2015-01", {**data, "source": "ftp"}, tmp_path / "b.nc")
     with pytest.raises(ConfigError, match="ostia"):
         retrieve_period("2015-01", {**data, "eo": "ostia"}, tmp_path / "b.nc", None)
+
+
+def test_surface_has_no_oi_nugget() -> None:
+    """The OI (Matérn-3/2) fit on 32 px surface patches finds almost no nugget, as on real L4 SST
+    (CoralTemp: 0): no grid-scale noise-like variance (bench/synthetic_realism.py, full region:
+    0.019; the generator before the smoothing / smooth-max change: 0.080 there, 0.059 here)."""
+    from depthdif.eval.baselines import fit_oi
+
+    data, _ = sections({"region": {"lon_min": -40.0, "lon_max": -24.0, "lat_min": 24.0, "lat_max": 40.0}})
+    tiles = []
+    for period in ("2015-01", "2015-04", "2015-07", "2015-10", "2016-02", "2016-05", "2016-08", "2016-11"):
+        surface = synthetic.synthetic_period_dataset(period, data, eo=False)["thetao"].values[0, 0]
+        assert surface.shape == (64, 64)
+        t = surface.reshape(2, 32, 2, 32).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
+        tiles.append(t[np.isnan(t).mean(axis=(1, 2)) <= 0.2])
+    y = np.concatenate(tiles)[:, None].astype(np.float64)
+    assert len(y) >= 16
+    params = fit_oi(y, np.isfinite(y), covariance="matern32", max_fit_patches=64)
+    share = params.nugget[0] / (params.nugget[0] + params.variance[0])
+    print(f"synthetic surface OI nugget share {share:.4f}, length {params.length_scale[0]:.1f} px")
+    assert share <= 0.02

@@ -4,6 +4,8 @@ what a config change touches."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -118,9 +120,20 @@ def test_copernicus_without_credentials_stops_before_any_job(tmp_path: Path, mon
     assert not (workdir / "resources").exists() and not (workdir / "logs").exists()
 
 
+def _replace_keeping_mtime(path: Path, content: bytes) -> None:
+    """What `cp -p` / `rsync -a` of an edited older copy does: new bytes, the old mtime."""
+    stat = path.stat()
+    path.write_bytes(content)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def test_netcdf_source_and_argo_scenario_on_real_files(tmp_path: Path, real_data_dir: Path) -> None:
-    """The user's own netCDF (the 4° climatology with land) and real Argo float tracks, through the DAG."""
+    """The user's own netCDF (the 4° climatology with land) and real Argo float tracks, through
+    the DAG; the files are inputs (relative to the working directory), tracked by content."""
     workdir = make_workdir(tmp_path / "wf")
+    inputs = workdir / "inputs"
+    shutil.copytree(real_data_dir / "argo", inputs / "argo")
+    shutil.copy2(real_data_dir / "levitus_mitgcm_4deg_15lev_monthly.nc", inputs / "levitus.nc")
     config = read_config(workdir)
     config["data"] = {
         "source": "netcdf",
@@ -129,14 +142,15 @@ def test_netcdf_source_and_argo_scenario_on_real_files(tmp_path: Path, real_data
         "region": {"lon_min": -180.0, "lon_max": 180.0, "lat_min": -70.0, "lat_max": 70.0},
         "periods": ["t0000", "t0006"],
         "eo": "surface",
-        "netcdf": {"paths": str(real_data_dir / "levitus_mitgcm_4deg_15lev_monthly.nc")},
+        "netcdf": {"paths": "inputs/levitus.nc"},
     }
     config["patches"] = {
         "size": 8, "stride": 8, "max_nodata_fraction": 0.5,
         "split": {"block_px": 8, "fractions": {"train": 0.6, "val": 0.2, "test": 0.2}},
     }
     config["scenarios"] = {
-        "argo90": {"mode": "argo", "fraction": 0.9, "seed": 3, "argo_paths": str(real_data_dir / "argo" / "*_prof.nc")}
+        "argo90": {"mode": "argo", "fraction": 0.9, "seed": 3, "argo_paths": "inputs/argo/*_prof.nc"},
+        "pixel50": {"mode": "pixel", "fraction": 0.5, "seed": 4},
     }
     write_config(workdir, config)
     snakemake(workdir, "--cores", "2", "data")
@@ -153,3 +167,46 @@ def test_netcdf_source_and_argo_scenario_on_real_files(tmp_path: Path, real_data
         n_ocean += int((~land).sum())
         n_hidden += int((~land & ~observed).sum())
     assert abs(n_hidden / n_ocean - 0.9) < 0.05
+
+    # The user's files are inputs, checked by content: nothing to do while they are unchanged ...
+    assert planned_jobs(snakemake(workdir, "-n", "data").stdout) == []
+    checksums = (workdir / "resources/inputs/scenarios.argo90.argo_paths.sha256").read_text()
+    assert "  inputs/argo/1900857_prof.nc" in checksums
+    # ... an Argo file edited, even with its old mtime kept, plans that scenario's shards only ...
+    argo = sorted((inputs / "argo").glob("*_prof.nc"))[0]
+    original = argo.read_bytes()
+    _replace_keeping_mtime(argo, original + b"\0")
+    jobs = planned_jobs(snakemake(workdir, "-n", "data").stdout)
+    assert sorted((rule, w["scenario"], w["split"]) for rule, w in jobs) == [
+        ("make_shards", "argo90", split) for split in ("test", "train", "val")
+    ]
+    _replace_keeping_mtime(argo, original)
+    # ... and a netCDF file edited the same way plans retrieval and everything after it.
+    netcdf = inputs / "levitus.nc"
+    _replace_keeping_mtime(netcdf, netcdf.read_bytes() + b"\0")
+    counts = Counter(rule for rule, _ in planned_jobs(snakemake(workdir, "-n", "data").stdout))
+    assert counts == {"retrieve": 2, "extract_patches": 2, "gather_patches": 1, "make_shards": 6}
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda c: c["data"].update(source="netcdf", eo="surface", netcdf={"paths": "nothing/*.nc"}),
+         ["data.netcdf.paths", "'nothing/*.nc' matches no file"]),
+        (lambda c: c["scenarios"].update(argo1={"mode": "argo", "fraction": 0.9, "argo_paths": "argo/*_prof.nc"}),
+         ["scenarios.argo1.argo_paths", "matches no file"]),
+        (lambda c: c["model"]["backbone"].update(dim_mults=[1, 2, 2, 2, 2, 2]),
+         ["patches.size", "model.backbone.dim_mults", "divisible by 32"]),
+    ],
+)
+def test_config_only_mistakes_stop_a_dry_run_at_start(tmp_path: Path, edit, expected) -> None:  # type: ignore[no-untyped-def]
+    workdir = make_workdir(tmp_path)
+    config = read_config(workdir)
+    edit(config)
+    write_config(workdir, config)
+    proc = snakemake(workdir, "-n", "data", check=False)
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    for fragment in expected:
+        assert fragment in message
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()

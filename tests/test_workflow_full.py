@@ -89,6 +89,26 @@ def test_report_builds_with_every_figure(full_workdir: Path) -> None:
         assert name in html, name
 
 
+def test_the_package_brings_what_the_report_needs() -> None:
+    """README's main install (`pip install -e .`, no test extra) can build the report: the
+    package depends on Snakemake's `reports` extra, and all of that extra is installed here."""
+    import re
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, requires, version
+
+    repo = Path(__file__).resolve().parents[1]
+    dependencies = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(re.match(r"snakemake\[[^\]]*\breports\b", d) for d in dependencies), dependencies
+    extra = [r.split(";")[0].strip() for r in requires("snakemake") or [] if 'extra == "reports"' in r]
+    assert extra, "Snakemake's reports extra lists nothing"
+    for requirement in extra:
+        name = re.split(r"[<>=!~\[ ]", requirement)[0]
+        try:
+            version(name)
+        except PackageNotFoundError:
+            pytest.fail(f"{name} (Snakemake's reports extra) is not installed")
+
+
 def _digest(folder: Path) -> str:
     h = hashlib.sha256()
     for path in sorted(folder.rglob("*.npy")):

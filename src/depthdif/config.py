@@ -123,6 +123,23 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
             "config key 'data.netcdf.paths': data.source is 'netcdf' but no files are given; "
             "set a path or glob to your netCDF files."
         )
+    size, mults = config["patches"]["size"], config["model"]["backbone"]["dim_mults"]
+    factor = 2 ** (len(mults) - 1)
+    if size % factor:
+        below, above = size - size % factor, size - size % factor + factor
+        raise ConfigError(
+            f"config keys 'patches.size' ({size}) and 'model.backbone.dim_mults' ({mults}): the "
+            f"U-Net halves the patch {len(mults) - 1} times, so patches.size must be divisible by "
+            f"{factor}; use patches.size {above}"
+            + (f" or {below}" if below >= 8 else "")
+            + " or fewer dim_mults."
+        )
+    data = config["data"]
+    if data["source"] == "netcdf" and data["eo"] == "ostia" and not data["netcdf"]["eo_paths"]:
+        raise ConfigError(
+            "config key 'data.netcdf.eo_paths': data.eo is 'ostia' with the netcdf source but no "
+            "SST files are given; set a path or glob, or use data.eo 'surface' or 'none'."
+        )
     params = config["model"]["diffusion"]["parameterization"]
     if params == "epsilon" and config["objectives"]["ambient"]["require_x0_parameterization"]:
         # Only fatal for the ambient objective; the trainer raises when it is actually used.

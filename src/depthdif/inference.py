@@ -15,7 +15,7 @@ from depthdif.dataset import ShardDataset
 from depthdif.errors import ConfigError, DataError
 from depthdif.io import seed_for
 from depthdif.samples import write_samples
-from depthdif.training.module import build_model, denormalise, reconstruct
+from depthdif.training.module import build_model, build_prior, denormalise, reconstruct
 
 log = logging.getLogger("depthdif.inference")
 
@@ -68,12 +68,17 @@ def predict(
     net.load_state_dict(ckpt["state_dict"])
     net.to(dev).eval()
     schedule.to(dev)
+    prior = build_prior(hp)
+    if prior is not None:
+        prior.to(dev)
 
     deterministic = hp["objective"] == "unet"
     k = 1 if deterministic else int(cfg["members"])
     clamp = "none" if deterministic else str(cfg["clamp_known_pixels"])
     keep_members = bool(cfg["save_members"]) and not deterministic
-    parts: dict[str, list[np.ndarray]] = {key: [] for key in ("mean", "std", "members", "y", "x_valid", "y_valid", "land")}
+    parts: dict[str, list[np.ndarray]] = {
+        key: [] for key in ("mean", "std", "members", "y", "x_valid", "y_valid", "land", "observed_mse")
+    }
     done = 0
     for batch in DataLoader(dataset, batch_size=int(cfg["batch_size"]), shuffle=False):
         batch = {key: v.to(dev) for key, v in batch.items()}
@@ -81,13 +86,18 @@ def predict(
         generator = torch.Generator(device=dev).manual_seed(seed_for("sample", cfg["seed"], scenario, method, done))
         out = reconstruct(
             net, schedule, batch, hp, sampler=str(cfg["sampler"]), steps=int(cfg["steps"]), eta=float(cfg["eta"]),
-            clamp=clamp, members=k, generator=generator,
-        )  # (B, K, C, H, W) normalised
+            clamp=clamp, members=k, generator=generator, prior=prior, clamp_final=False,
+        )  # (B, K, C, H, W) normalised, the model's own values at A
+        known = batch["x_valid"] > 0.5
+        # the unclamped members' RMSE at the observations (normalised units; de-normalised below)
+        sq = (out - batch["x"][:, None]).square().mean(1)
+        parts["observed_mse"].append(((sq * known).sum((-2, -1)) / known.sum((-2, -1)).clamp_min(1)).cpu().numpy())
+        if clamp != "none":
+            out = torch.where(known[:, None], batch["x"][:, None], out)
         mean = out.mean(1)
         std = out.std(1) if k > 1 else torch.zeros_like(mean)
         if clamp != "none":
             # exact on A: a K-member float32 mean of identical values need not round-trip
-            known = batch["x_valid"] > 0.5
             mean = torch.where(known, batch["x"], mean)
             std = torch.where(known, torch.zeros_like(std), std)
         parts["mean"].append(mean.cpu().numpy())
@@ -122,6 +132,7 @@ def predict(
         lon=dataset.lon,
         time=dataset.time,
         patch_id=dataset.patch_ids,
+        observed_rmse=np.sqrt(arrays["observed_mse"]) * scale[:, :, 0, 0],
         attrs={
             "checkpoint": str(checkpoint), "config_hash": str(ckpt["config_hash"]), "method": method,
             "scenario": scenario, "sampler": sampler, "steps": steps,

@@ -27,12 +27,14 @@ def write_samples(
     patch_id: np.ndarray,
     std: np.ndarray | None = None,
     members: np.ndarray | None = None,
+    observed_rmse: np.ndarray | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> None:
     """Write CF netCDF reconstructions in degC.
 
     Shapes: pred/truth/observed/valid/std (N,C,H,W); members (N,K,C,H,W); land (N,H,W);
-    depth (C,); lat (N,H); lon (N,W); time (N,) seconds since epoch; patch_id (N,).
+    depth (C,); lat (N,H); lon (N,W); time (N,) seconds since epoch; patch_id (N,);
+    observed_rmse (N,C): the model's own (unclamped) RMSE at the observations, if it clamps.
     Predictions and truth become NaN where not `valid`.
     """
     valid_b = valid.astype(bool)
@@ -47,6 +49,11 @@ def write_samples(
         "valid": (dims, valid.astype(np.int8), _units("1", "ocean at this depth (1 = valid)")),
         "land": (("patch", "y", "x"), land.astype(np.int8), _units("1", "surface land (1 = land)")),
     }
+    if observed_rmse is not None:
+        data_vars["observed_rmse"] = (
+            ("patch", "depth"), np.asarray(observed_rmse, np.float32),
+            _units("degC", "RMSE of the unclamped prediction at the observed pixels"),
+        )
     if members is not None:
         data_vars["thetao_members"] = (
             ("patch", "member", "depth", "y", "x"),

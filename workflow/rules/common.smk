@@ -5,12 +5,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from depthdif import params as rule_params  # noqa: E402
 from depthdif.config import validate_config  # noqa: E402
 from depthdif.data.periods import list_periods  # noqa: E402
+from depthdif.inputs import user_file_sets, write_checksums  # noqa: E402
 
 validate_config(
     config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 )
+# Checks that need the file system, at start (dry runs included): every user glob matches.
+USER_FILES = user_file_sets(config)
+# Content checksums of the user's files (rewritten only when one changed; see README).
+USER_CHECKSUMS = write_checksums(USER_FILES)
+# The complete config for the jobs' runtime-only keys; not an input of any rule.
+RUNTIME = rule_params.RUNTIME_FILE
+rule_params.write_runtime(config)
 
 SOURCE = config["data"]["source"]
 PERIODS = list_periods(config["data"])
@@ -33,12 +42,14 @@ wildcard_constraints:
     method="|".join(LEARNED + BASELINES),
 
 
-# --- per-rule config sub-trees (Snakemake's params trigger reruns exactly these) ---
+# --- params of each rule (only the keys that change its outputs; config/README.md) ---
+# Snakemake's params trigger reruns exactly these; runtime-only keys reach the job through
+# the runtime file (RUNTIME), which the scripts merge back under their params.
 
 
 def data_params():
-    """The data section without the period list (adding a period reruns only new jobs)."""
-    return {k: v for k, v in config["data"].items() if k != "periods"}
+    """The active source's data keys, without the period list (adding a period reruns only new jobs)."""
+    return rule_params.data_params(config)
 
 
 def extract_params():
@@ -50,19 +61,38 @@ def scenario_params(wildcards):
     return config["scenarios"][wildcards.scenario]
 
 
-def objective_params(wildcards):
-    return config["objectives"][wildcards.objective]
+def train_params(wildcards):
+    """model, objective and train keys of one objective (no diffusion key for the unet)."""
+    return rule_params.train_params(config, wildcards.objective)
 
 
 def sample_params(wildcards):
-    """The deterministic unet ignores sampler settings; only its batch size matters."""
-    if wildcards.learned == "unet":
-        return {"batch_size": config["sample"]["batch_size"]}
-    return config["sample"]
+    """Sampler keys of a diffusion method; the deterministic unet uses none."""
+    return rule_params.sample_params(config, wildcards.learned)
 
 
 def baseline_params(wildcards):
     return config["evaluate"][wildcards.baseline]
+
+
+# --- the user's own files (inputs, with their content checksums) ---
+
+
+def user_files(key):
+    """The files of one config key and their checksum file ([] when the key is not used)."""
+    if key not in USER_FILES:
+        return []
+    return [*USER_FILES[key], USER_CHECKSUMS[key]]
+
+
+def source_files():
+    """The netcdf source's files (data.netcdf.paths, and eo_paths with eo: ostia)."""
+    return user_files("data.netcdf.paths") + user_files("data.netcdf.eo_paths")
+
+
+def argo_files(wildcards):
+    """An argo scenario's Argo files (scenarios.<name>.argo_paths)."""
+    return user_files(f"scenarios.{wildcards.scenario}.argo_paths")
 
 
 # --- paths ---

@@ -19,6 +19,7 @@ rule extract_patches:
     params:
         data=data_params(),
         patches=extract_params(),
+        runtime=RUNTIME,
     script:
         "../scripts/extract_patches.py"
 

@@ -10,6 +10,8 @@ onstart:
 
 
 rule retrieve:
+    input:
+        source_files(),
     output:
         **retrieve_outputs(),
     log:
@@ -20,5 +22,6 @@ rule retrieve:
         "../../envs/data.yaml"
     params:
         data=data_params(),
+        runtime=RUNTIME,
     script:
         "../scripts/retrieve.py"

@@ -19,6 +19,7 @@ rule sample_model:
         mem_mb=2000,
     params:
         sample=sample_params,
+        runtime=RUNTIME,
     script:
         "../scripts/sample_model.py"
 

@@ -6,6 +6,7 @@ rule make_shards:
         index="results/patches/index.parquet",
         stats="results/patches/stats.json",
         patches=patch_files(),
+        argo=argo_files,
     output:
         shards=directory("results/shards/{scenario}/{split}"),
     log:

@@ -19,9 +19,8 @@ rule train_model:
     resources:
         mem_mb=4000,
     params:
-        model=config["model"],
-        objective=objective_params,
-        train=config["train"],
+        sections=train_params,
+        runtime=RUNTIME,
         state_dir=lambda wildcards: f"results/checkpoints/{wildcards.scenario}/{wildcards.objective}",
     script:
         "../scripts/train_model.py"

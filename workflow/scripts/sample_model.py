@@ -12,12 +12,14 @@ import torch  # noqa: E402
 # Small convolutions scale badly across threads; Snakemake runs one job per core instead.
 torch.set_num_threads(snakemake.threads)
 from depthdif.inference import predict  # noqa: E402
+from depthdif.params import complete  # noqa: E402
 
 with log_to(snakemake.log[0]) as log:
     result = predict(
         snakemake.input.checkpoint,
         snakemake.input.test,
-        snakemake.params.sample,
+        # params: the keys that change the samples; the runtime file fills in the rest
+        complete(snakemake.params.sample, snakemake.params.runtime, "sample"),
         method=snakemake.wildcards.learned,
         scenario=snakemake.wildcards.scenario,
         out_nc=snakemake.output.samples,

@@ -11,14 +11,20 @@ import torch  # noqa: E402
 
 # Small convolutions scale badly across threads; Snakemake runs one job per core instead.
 torch.set_num_threads(snakemake.threads)
+from depthdif.params import complete  # noqa: E402
 from depthdif.training.fit import train  # noqa: E402
+
+# params: the keys that change the model; the runtime file fills in the runtime-only keys
+# (num_workers, loggers, ...) and, for the unet, the diffusion keys it does not use.
+objective = snakemake.wildcards.objective
+sections, runtime = snakemake.params.sections, snakemake.params.runtime
 
 with log_to(snakemake.log[0]) as log:
     result = train(
-        snakemake.wildcards.objective,
-        snakemake.params.model,
-        snakemake.params.objective,
-        snakemake.params.train,
+        objective,
+        complete(sections["model"], runtime, "model"),
+        complete(sections["objective"], runtime, "objectives", objective),
+        complete(sections["train"], runtime, "train"),
         snakemake.input.train,
         snakemake.input.val,
         str(Path(snakemake.output.checkpoint).parent),

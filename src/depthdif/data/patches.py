@@ -15,6 +15,8 @@ from depthdif.data import cf
 from depthdif.errors import DataError, NoPatchesError
 from depthdif.io import atomic_output, seed_for
 
+#: the schema's minimum patches.size: no smaller patch to suggest below it
+MIN_PATCH_SIZE = 8
 _BLOCK_BYTES = 4 << 20  # tiles are copied and written this many bytes at a time
 
 
@@ -154,8 +156,9 @@ def extract_period(
             f"period {period!r} ({thetao_path}): no patch passed the nodata filter. Examined "
             f"{examined} tiles of {size}x{size} px (stride {stride}) on the {grid} grid; the best "
             f"nodata fraction was {best:.3f} > patches.max_nodata_fraction = {limit}. Raise "
-            "patches.max_nodata_fraction, use a smaller patches.size, or choose a data.region "
-            "with more ocean."
+            "patches.max_nodata_fraction, "
+            + ("use a smaller patches.size, " if size > MIN_PATCH_SIZE else "")
+            + "or choose a data.region with more ocean."
         )
     y0, x0 = y0s[iy], x0s[ix]
     small: dict[str, np.ndarray] = {

@@ -11,6 +11,14 @@ with z' = z - 30 m * E (eddies heave the thermocline), T_up = meridional SST pro
 meandering fronts (decaying over 600 m), E and S independent unit-variance random fields with an isotropic
 k^-3 energy spectrum beyond the ``eddy_scale_km`` knee whose Fourier phases drift
 westward and decorrelate slowly month by month (so consecutive months are correlated).
+E, S and the front meander are smoothed by a Gaussian of std ``SMOOTH_KM`` (52 km), i.e. their
+spectrum falls off steeply below ~300 km wavelength (on the default 0.25° grid it rolls off
+over wavelengths of 4-8 grid cells as fast as real L4 SST does on its own grid), and every
+max/clip above is a smooth (softplus) one: a kink along a contour of
+a random field would put power-law variance at the grid scale. The result has no white-noise-like
+part: on the default 0.25° grid, 32 px patches of the surface have a top-octave variance share and
+a fitted Matérn-3/2 OI nugget close to those of real L4 SST (NOAA CoralTemp, 0.05°; see
+``bench/synthetic_realism.py`` and docs/benchmarks.md).
 A static random bathymetry (coasts, shelves, islands) masks land as NaN; land grows with
 depth. The EO field is the surface smoothed by ``eo_smooth_px`` plus white noise.
 ``tNNNN`` period labels are read as month NNNN counted from 1970-01.
@@ -45,6 +53,8 @@ LAND_FRACTION = 0.10  # surface land share; shelves add a few % per 100 m below
 # Bathymetry (m) as a function of the ocean's rank distance to land u in [0, 1].
 _BATHY_U = np.array([0.0, 0.015, 0.03, 0.045, 0.15, 0.5, 1.0])
 _BATHY_Z = np.array([0.0, 60.0, 180.0, 350.0, 1500.0, 4000.0, 6000.0])
+SMOOTH_KM = 52.0  # Gaussian smoothing (km, std) of the eddy, subsurface and meander fields
+_SOFT_M = 10.0  # width (m) of the smooth max in the heave / mixed-layer depth terms
 _FRONTS = ((34.0, 1.5), (46.0, 2.5), (-40.0, 3.0), (-52.0, 2.5))  # (latitude, step degC)
 
 
@@ -97,8 +107,11 @@ def spectral_field(
     month: float = 0.0,
     drift_km: float = 0.0,
     jitter: float = 0.0,
+    smooth_km: float = 0.0,
 ) -> np.ndarray:
-    """Unit-variance random field; 2-D spectrum P(k) = (1 + (pi scale k)^2)^-2 (E(k) ~ k^-3).
+    """Unit-variance random field; 2-D spectrum P(k) = (1 + (pi scale k)^2)^-2 exp(-(2 pi smooth k)^2)
+    (E(k) ~ k^-3 beyond the knee; with ``smooth_km`` > 0 the field is that k^-3 field convolved
+    with a Gaussian of std ``smooth_km``, so its spectrum rolls off steeply near the grid scale).
 
     Mode k's phase advances by ``2 pi kx drift_km + jitter xi_k`` per month (westward drift
     for drift_km > 0 plus random decorrelation), so the field evolves smoothly in `month`.
@@ -107,7 +120,10 @@ def spectral_field(
     rng = np.random.default_rng(seed)
     ky = fft.fftfreq(ny, d=spacing_km[0]).astype(np.float32)[:, None]
     kx = fft.fftfreq(nx, d=spacing_km[1]).astype(np.float32)[None, :]
-    amp = 1.0 / (1.0 + np.float32(np.pi * scale_km) ** 2 * (ky**2 + kx**2))
+    k2 = ky**2 + kx**2
+    amp = 1.0 / (1.0 + np.float32(np.pi * scale_km) ** 2 * k2)
+    if smooth_km > 0:
+        amp *= np.exp(-np.float32(2.0 * (np.pi * smooth_km) ** 2) * k2)
     amp[0, 0] = 0.0
     norm = float(np.sqrt(np.sum(amp.astype(np.float64) ** 2))) / (ny * nx)
     if norm == 0:  # 1x1 grid: no fluctuation
@@ -143,6 +159,20 @@ def _bathymetry(shape: tuple[int, int], spacing: tuple[float, float], seed: int,
     return depth.astype(np.float32)
 
 
+def _smax0(x: np.ndarray, width: float) -> np.ndarray:
+    """Smooth max(x, 0): width * log(1 + exp(x / width)) (softplus; exact to ~width * e^-|x|/width).
+
+    A hard max/clip of a random field has a kink along a contour, which puts a power-law tail
+    (grid-scale variance, a fitted OI nugget) into an otherwise smooth field.
+    """
+    return (np.float32(width) * np.logaddexp(np.float32(0.0), x / np.float32(width))).astype(np.float32, copy=False)
+
+
+def _sclip(x: np.ndarray, lo: float, hi: float, width: float) -> np.ndarray:
+    """Smooth clip of x to [lo, hi] (two softplus corners of `width`)."""
+    return np.float32(lo) + _smax0(x - np.float32(lo), width) - _smax0(x - np.float32(hi), width)
+
+
 def _month_state(lat: np.ndarray, eddy: np.ndarray, sub: np.ndarray, meander: np.ndarray,
                  season: float) -> dict[str, np.ndarray]:
     """Depth-independent 2-D float32 fields of one month (see module doc)."""
@@ -153,10 +183,10 @@ def _month_state(lat: np.ndarray, eddy: np.ndarray, sub: np.ndarray, meander: np
     # +-8 degree ramp of the same size, so it adds nothing far from the front.
     fronts = np.zeros_like(lat)
     for f, dt in _FRONTS:
-        step = np.tanh((lat - f - meander) / 0.8) - np.clip((lat - f) / 8.0, -1, 1)
+        step = np.tanh((lat - f - meander) / 0.8) - _sclip((lat - f) / 8.0, -1.0, 1.0, 0.1)
         fronts -= np.float32(np.sign(f) * dt / 2) * step
     winter = 0.5 * (1.0 - season * hemi)
-    mld = (15.0 + 150.0 * winter * np.clip(np.abs(lat) / 45.0, 0.15, 1.2)) * np.clip(1 + 0.25 * eddy, 0.5, 2.0)
+    mld = (15.0 + 150.0 * winter * _sclip(np.abs(lat) / 45.0, 0.15, 1.2, 0.05)) * _sclip(1 + 0.25 * eddy, 0.5, 2.0, 0.1)
     return {
         "t_surface": -1.0 + 29.5 * np.cos(phi) ** 1.6,
         "fronts": fronts,
@@ -172,12 +202,12 @@ def _month_state(lat: np.ndarray, eddy: np.ndarray, sub: np.ndarray, meander: np
 def _temperature(z: float, m: dict[str, np.ndarray]) -> np.ndarray:
     """Temperature (degC) at depth `z` from a month's fields (see module doc)."""
     t_up = m["t_surface"] + m["fronts"] * np.float32(np.exp(-z / 600.0))
-    zz = np.maximum(z - 30.0 * m["eddy"], 0.0)  # heave: warm eddies push isotherms down
+    zz = _smax0(z - 30.0 * m["eddy"], _SOFT_M)  # heave: warm eddies push isotherms down
     t_deep = 1.0 + 3.5 * np.exp(-zz / 1000.0)
     # The permanent thermocline sits below a fixed 30 m layer; the seasonal MLD only shapes
     # how deep the seasonal anomaly reaches.
-    temp = t_deep + (t_up - t_deep) * np.exp(-np.maximum(zz - 30.0, 0.0) / m["thermocline"])
-    temp += m["seasonal"] * np.exp(-np.maximum(z - m["mld"], 0.0) / 40.0)
+    temp = t_deep + (t_up - t_deep) * np.exp(-_smax0(zz - 30.0, _SOFT_M) / m["thermocline"])
+    temp += m["seasonal"] * np.exp(-_smax0(z - m["mld"], _SOFT_M) / 40.0)
     temp += m["eddy_surface"] * np.float32(np.exp(-z / 200.0))
     temp += m["sub"] * np.float32(0.5 * np.exp(-(((z - 300.0) / 250.0) ** 2)))
     return temp.astype(np.float32, copy=False)
@@ -201,9 +231,10 @@ def synthetic_period_dataset(
     month = _period_month(period)
     scale = float(syn["eddy_scale_km"])
     # Drift (km/month, westward) and jitter (rad/month) give a lag-1 correlation ~0.85.
-    eddy = spectral_field((ny, nx), spacing, scale, seed_for(seed, "eddy"), month, 25.0, 0.25)
-    sub = spectral_field((ny, nx), spacing, 1.5 * scale, seed_for(seed, "subsurface"), month, 15.0, 0.2)
-    meander = spectral_field((ny, nx), spacing, 3.0 * scale, seed_for(seed, "meander"), month, 30.0, 0.2)
+    smooth = SMOOTH_KM  # the land (bathymetry) field is not smoothed: coasts and islands stay as they were
+    eddy = spectral_field((ny, nx), spacing, scale, seed_for(seed, "eddy"), month, 25.0, 0.25, smooth)
+    sub = spectral_field((ny, nx), spacing, 1.5 * scale, seed_for(seed, "subsurface"), month, 15.0, 0.2, smooth)
+    meander = spectral_field((ny, nx), spacing, 3.0 * scale, seed_for(seed, "meander"), month, 30.0, 0.2, smooth)
     bathy = _bathymetry((ny, nx), spacing, seed, bool(syn["land"]))
     # Seasonal phase: +1 in late August (NH summer), mid-month.
     season = float(np.cos(2 * np.pi * ((month % 12 + 0.5) / 12.0 - 0.65)))

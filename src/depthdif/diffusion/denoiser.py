@@ -110,6 +110,7 @@ class ConditionalUNet(nn.Module):
         film: bool = False,
         coord_dim: int = 4,
         dropout: float = 0.0,
+        zero_init_output: bool = False,
     ) -> None:
         super().__init__()
         if not dim_mults:
@@ -157,6 +158,9 @@ class ConditionalUNet(nn.Module):
             for i, (d_in, d_out) in reversed(list(enumerate(in_out)))
         )
         self.final_conv = nn.Conv2d(dim, out_channels, 1)
+        if zero_init_output:  # residual models start at their first guess
+            nn.init.zeros_(self.final_conv.weight)
+            nn.init.zeros_(self.final_conv.bias)
 
     def _check(self, x_t: Tensor, cond: Tensor, coords: Tensor | None) -> None:
         factor = 2 ** (len(self.dim_mults) - 1)

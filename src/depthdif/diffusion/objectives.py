@@ -1,7 +1,9 @@
 """Training objectives: standard conditional diffusion, ambient diffusion, deterministic U-Net.
 
 Batch (normalised units): y, y_valid, x = A ⊙ y, x_valid = A (B,C,H,W); land (B,1,H,W);
-optional eo (B,1,H,W); coords (B,4). The denoiser sees concat(x_t, concat(x, A, eo?)).
+optional eo (B,1,H,W); coords (B,4). Every objective works in the residual units of an
+observation `Frame` (`first_guess.py`): with a prior, r = (y - g)/ρ around the OI first guess g
+and the denoiser sees concat(r_t, frame.cond); without one, r = y and cond = concat(x, A, eo?).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from depthdif.diffusion.first_guess import Frame, ObservationPrior, identity_frame
 from depthdif.diffusion.schedule import DiffusionConfigError, NoiseSchedule
 
 Objective = Literal["standard", "ambient", "unet"]
@@ -46,6 +49,24 @@ def build_condition(
     return torch.cat(parts, dim=1)
 
 
+def observation_frame(
+    batch: Mapping[str, Any],
+    prior: ObservationPrior | None,
+    *,
+    use_eo: bool,
+    use_mask_channels: bool,
+    observed: Tensor | None = None,
+) -> Frame:
+    """The frame of a batch from (x, A), or from (Ã ⊙ x, Ã) when `observed` = Ã is given."""
+    a = batch["x_valid"] if observed is None else observed
+    x = batch["x"] if observed is None else observed * batch["x"]
+    if prior is None:
+        return identity_frame(
+            build_condition(x, a, batch.get("eo"), use_mask_channels=use_mask_channels, use_eo=use_eo)
+        )
+    return prior.frame(x, a, batch.get("eo"), batch.get("land"), use_eo=use_eo, use_mask_channels=use_mask_channels)
+
+
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Σ m (pred - target)² / max(Σ m, 1), with m broadcast to pred's shape (in ≥ float32)."""
     dtype = torch.promote_types(pred.dtype, torch.float32)  # bf16/fp16 sums lose counts
@@ -76,24 +97,62 @@ def ambient_masks(
     min_kept: int,
     shared_spatial: bool,
     generator: torch.Generator | None = None,
+    *,
+    pattern: str = "pixels",
+    block_px: int = 8,
 ) -> Tensor:
-    """Ã = B ⊙ A, B ~ Bernoulli(1 - δ) (one draw per (b, h, w) when shared_spatial, else per value).
+    """Ã = B ⊙ A, B ~ Bernoulli(1 - δ) per position (pixels) or per square block (blocks).
 
-    Ã ≤ A always. Each sample keeps at least min(min_kept, #observed positions) observed
-    (h, w) positions: randomly chosen dropped ones get their whole observed column back.
+    pixels: one draw per (b, h, w) when shared_spatial, else per value. blocks: one draw per
+    block_px × block_px cell of a grid shifted by a random offset per sample, shared by every
+    depth level, so whole track segments are withheld and the distance from a withheld to a
+    kept observation spans the distances of inference. Ã ≤ A always. Each sample keeps at
+    least min(min_kept, #observed positions) observed (h, w) positions: randomly chosen
+    dropped ones get their whole observed column back.
     """
+    if pattern not in ("pixels", "blocks"):
+        raise DiffusionConfigError(
+            f"objectives.ambient.further_drop_pattern = {pattern!r}: use 'pixels' or 'blocks'"
+        )
+    if pattern == "blocks":
+        return _block_masks(x_valid, further_drop_prob, min_kept, block_px, generator)
     observed = x_valid > 0.5
     b, c, h, w = observed.shape
     draw_shape = (b, 1, h, w) if shared_spatial else (b, c, h, w)
     keep = torch.rand(draw_shape, generator=generator, device=x_valid.device) >= further_drop_prob
-    kept = keep & observed
+    return _restore_min_kept(keep & observed, observed, min_kept, generator).to(x_valid.dtype)
+
+
+def _block_masks(
+    x_valid: Tensor, drop: float, min_kept: int, block_px: int, generator: torch.Generator | None
+) -> Tensor:
+    """B constant on block_px cells of a randomly shifted grid (one grid per sample)."""
+    if block_px < 1:
+        raise DiffusionConfigError(f"objectives.ambient.further_drop_block_px = {block_px}: must be >= 1")
+    observed = x_valid > 0.5
+    b, _, h, w = observed.shape
+    gh, gw = h // block_px + 2, w // block_px + 2
+    cells = torch.rand((b, 1, gh, gw), generator=generator, device=x_valid.device) >= drop
+    grid = cells.repeat_interleave(block_px, 2).repeat_interleave(block_px, 3)
+    offset = torch.randint(0, block_px, (b, 2), generator=generator, device=x_valid.device)
+    rows = (torch.arange(h, device=x_valid.device)[None] + offset[:, :1])  # (b, h)
+    cols = (torch.arange(w, device=x_valid.device)[None] + offset[:, 1:])  # (b, w)
+    keep = grid[torch.arange(b, device=x_valid.device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
+    return _restore_min_kept(keep[:, None] & observed, observed, min_kept, generator).to(x_valid.dtype)
+
+
+def _restore_min_kept(
+    kept: Tensor, observed: Tensor, min_kept: int, generator: torch.Generator | None
+) -> Tensor:
+    """Give back whole observed columns at random dropped positions until min_kept positions are kept."""
+    b, _, h, w = observed.shape
     if min_kept > 0:
         obs_pos = observed.any(dim=1).reshape(b, -1)
         kept_pos = kept.any(dim=1).reshape(b, -1)
         deficit = (obs_pos.sum(1).clamp(max=min_kept) - kept_pos.sum(1)).clamp_min(0)
         candidates = obs_pos & ~kept_pos
         # random rank among the dropped observed positions; re-enable the `deficit` first ones
-        score = torch.rand(obs_pos.shape, generator=generator, device=x_valid.device)
+        score = torch.rand(obs_pos.shape, generator=generator, device=observed.device)
         score = torch.where(candidates, score, -1.0)
         order = score.argsort(dim=1, descending=True)
         rank = torch.empty_like(order).scatter_(
@@ -101,7 +160,7 @@ def ambient_masks(
         )
         enable = candidates & (rank < deficit[:, None])
         kept = kept | (enable.reshape(b, 1, h, w) & observed)
-    return kept.to(x_valid.dtype)
+    return kept
 
 
 def _check_parameterization(parameterization: str) -> None:
@@ -151,17 +210,16 @@ def standard_loss(
     use_eo: bool,
     use_mask_channels: bool,
     generator: torch.Generator | None = None,
+    prior: ObservationPrior | None = None,
 ) -> Tensor:
-    """E_t,ε ‖M ⊙ (f(q_sample(y, t, ε), t, cond) - target)‖², target = y (x0) or ε (epsilon)."""
-    y = batch["y"]
-    t, noise = _sample_t_noise(schedule, y, generator)
-    x_t = schedule.q_sample(y, t, noise)
-    cond = build_condition(
-        batch["x"], batch["x_valid"], batch.get("eo"),
-        use_mask_channels=use_mask_channels, use_eo=use_eo,
-    )
-    pred = model(x_t, t, cond, batch.get("coords"))
-    target = y if parameterization == "x0" else noise
+    """E_t,ε ‖M ⊙ (f(q_sample(r, t, ε), t, cond) - target)‖², r = frame residual of y,
+    target = r (x0) or ε (epsilon)."""
+    frame = observation_frame(batch, prior, use_eo=use_eo, use_mask_channels=use_mask_channels)
+    r = frame.to_residual(batch["y"]) * batch["y_valid"]
+    t, noise = _sample_t_noise(schedule, r, generator)
+    x_t = schedule.q_sample(r, t, noise)
+    pred = model(x_t, t, frame.cond, batch.get("coords"))
+    target = r if parameterization == "x0" else noise
     mask = standard_loss_mask(batch["y_valid"], batch["x_valid"], objective_cfg["loss_mask"])
     return masked_mse(pred, target, mask)
 
@@ -176,11 +234,12 @@ def ambient_loss(
     use_eo: bool,
     use_mask_channels: bool,
     generator: torch.Generator | None = None,
+    prior: ObservationPrior | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Ambient diffusion (Daras et al. 2023): ‖A ⊙ (f(x_t, t, cond(Ã ⊙ x, Ã)) - x)‖², Ã ⊆ A.
+    """Ambient diffusion (Daras et al. 2023): ‖A ⊙ (f(r_t, t, cond(Ã ⊙ x, Ã)) - r)‖², Ã ⊆ A.
 
-    x_t = q_sample(x, t, ε), optionally Ã ⊙ x_t. Only x and A are read: dense y never
-    enters. Returns (loss, Ã).
+    r = A ⊙ residual of x in the frame built from (Ã ⊙ x, Ã) only; r_t = q_sample(r, t, ε),
+    optionally Ã ⊙ r_t. Only x and A are read: dense y never enters. Returns (loss, Ã).
     """
     if parameterization == "epsilon" and objective_cfg["require_x0_parameterization"]:
         raise DiffusionConfigError(
@@ -194,19 +253,20 @@ def ambient_loss(
         int(objective_cfg["min_kept_observed_pixels"]),
         bool(objective_cfg["shared_spatial_mask"]),
         generator=generator,
+        pattern=str(objective_cfg.get("further_drop_pattern", "pixels")),
+        block_px=int(objective_cfg.get("further_drop_block_px", 8)),
     )
-    t, noise = _sample_t_noise(schedule, x, generator)
-    x_t = schedule.q_sample(x, t, noise)
+    frame = observation_frame(batch, prior, use_eo=use_eo, use_mask_channels=use_mask_channels, observed=a_tilde)
+    r = a * frame.to_residual(x)
+    t, noise = _sample_t_noise(schedule, r, generator)
+    x_t = schedule.q_sample(r, t, noise)
     if objective_cfg["mask_noisy_branch"]:
         x_t = a_tilde * x_t
-    cond = build_condition(
-        a_tilde * x, a_tilde, batch.get("eo"), use_mask_channels=use_mask_channels, use_eo=use_eo
-    )
-    pred = model(x_t, t, cond, batch.get("coords"))
+    pred = model(x_t, t, frame.cond, batch.get("coords"))
     if parameterization == "epsilon":
         pred = schedule.predict_x0_from_eps(x_t, t, pred)
     # S = A ⊙ y_valid: A ⊆ y_valid by construction, so this is A (y_valid only guards it)
-    return masked_mse(pred, x, a * batch["y_valid"]), a_tilde
+    return masked_mse(pred, r, a * batch["y_valid"]), a_tilde
 
 
 def regression_loss(
@@ -216,20 +276,18 @@ def regression_loss(
     objective_cfg: Mapping[str, Any],
     use_eo: bool,
     use_mask_channels: bool,
+    prior: ObservationPrior | None = None,
 ) -> Tensor:
-    """Deterministic U-Net baseline: ‖M ⊙ (f(0, t=0, cond) - y)‖²."""
-    y = batch["y"]
-    cond = build_condition(
-        batch["x"], batch["x_valid"], batch.get("eo"),
-        use_mask_channels=use_mask_channels, use_eo=use_eo,
-    )
-    t = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
-    pred = model(torch.zeros_like(y), t, cond, batch.get("coords"))
+    """Deterministic U-Net baseline: ‖M ⊙ (f(0, t=0, cond) - r)‖², r = frame residual of y."""
+    frame = observation_frame(batch, prior, use_eo=use_eo, use_mask_channels=use_mask_channels)
+    r = frame.to_residual(batch["y"]) * batch["y_valid"]
+    t = torch.zeros(r.shape[0], dtype=torch.long, device=r.device)
+    pred = model(torch.zeros_like(r), t, frame.cond, batch.get("coords"))
     mask = standard_loss_mask(
         batch["y_valid"], batch["x_valid"], objective_cfg["loss_mask"],
         key="objectives.unet.loss_mask",
     )
-    return masked_mse(pred, y, mask)
+    return masked_mse(pred, r, mask)
 
 
 def training_loss(
@@ -243,6 +301,7 @@ def training_loss(
     use_eo: bool,
     use_mask_channels: bool,
     generator: torch.Generator | None = None,
+    prior: ObservationPrior | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Loss of one batch for `objective` and its logs as detached 0-d tensors on the batch's device
     (loss, observed_fraction, field_std, kept_fraction = ΣÃ/ΣA for ambient): nothing here reads a
@@ -250,7 +309,7 @@ def training_loss(
     _check_parameterization(parameterization)
     logs = _batch_logs(batch)
     common: dict[str, Any] = dict(
-        objective_cfg=objective_cfg, use_eo=use_eo, use_mask_channels=use_mask_channels
+        objective_cfg=objective_cfg, use_eo=use_eo, use_mask_channels=use_mask_channels, prior=prior
     )
     if objective == "standard":
         loss = standard_loss(

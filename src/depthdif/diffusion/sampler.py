@@ -127,10 +127,12 @@ def ddim_sample(
     generator: torch.Generator | None = None,
     x_T: Tensor | None = None,
     clip_x0: float | None = None,
+    clamp_final: bool = True,
 ) -> Tensor:
     """DDIM (Song et al. 2021) over `ddim_timesteps`, ᾱ_prev = 1 after the last (t = 0) step:
 
     x_prev = √ᾱ_prev x0 + √(1-ᾱ_prev-σ²) ε + σ z,  σ = η √((1-ᾱ_prev)/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_prev).
+    clamp_final=False returns the model's own last x0 (no known pixels written into it).
     """
     device = schedule.betas.device
     x = x_T.to(device) if x_T is not None else _randn(shape, schedule.betas, generator)
@@ -147,6 +149,8 @@ def ddim_sample(
         x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
         if sigma > 0:
             x = x + sigma * _randn(x.shape, x, generator)
+        if t_prev < 0 and not clamp_final:
+            break
         x = clamp_known(
             x, schedule, t_prev, known=known, known_mask=known_mask, clamp=clamp,
             generator=generator,
@@ -167,8 +171,12 @@ def ddpm_sample(
     generator: torch.Generator | None = None,
     x_T: Tensor | None = None,
     clip_x0: float | None = None,
+    clamp_final: bool = True,
 ) -> Tensor:
-    """Ancestral sampling (Ho et al. 2020): x_{t-1} ~ q(x_{t-1} | x_t, x̂0), t = T-1 … 0 (no noise at 0)."""
+    """Ancestral sampling (Ho et al. 2020): x_{t-1} ~ q(x_{t-1} | x_t, x̂0), t = T-1 … 0 (no noise at 0).
+
+    clamp_final=False returns the model's own last x0 (no known pixels written into it).
+    """
     device = schedule.betas.device
     x = x_T.to(device) if x_T is not None else _randn(shape, schedule.betas, generator)
     known_mask = _as_bool(known_mask)
@@ -177,6 +185,8 @@ def ddpm_sample(
         x0, _ = _x0_eps(schedule, x, tt, model_fn(x, tt), parameterization, clip_x0)
         mean, _, log_var = schedule.q_posterior(x0, x, tt)
         x = mean + (0.5 * log_var).exp() * _randn(x.shape, x, generator) if t > 0 else x0
+        if t == 0 and not clamp_final:
+            break
         x = clamp_known(
             x, schedule, t - 1, known=known, known_mask=known_mask, clamp=clamp,
             generator=generator,

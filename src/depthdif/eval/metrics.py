@@ -129,3 +129,32 @@ def spread_skill(members: np.ndarray, truth: np.ndarray, mask: np.ndarray, axis:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.sqrt((k + 1) / k) * spread / skill
     return float(out) if np.ndim(out) == 0 else out
+
+
+def neighbour_jump(field: np.ndarray, valid: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|f(p) - mean of f over the 8 neighbours of p| summed over the pixels p of `at` whose 8
+    neighbours are all valid, and their count; arrays (..., H, W), sums over the last two axes.
+
+    A reconstruction that writes observations into a field that disagrees with them ("pasted
+    dots") has a much larger jump at observed pixels than the truth has there.
+    """
+    f = np.where(valid, field, 0.0).astype(np.float64)
+    v = valid.astype(bool)
+    h, w = f.shape[-2:]
+    total = np.zeros_like(f)
+    all_valid = np.ones_like(v)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == dx == 0:
+                continue
+            shifted = np.zeros_like(f)
+            ok = np.zeros_like(v)
+            ys, yd = slice(max(dy, 0), h + min(dy, 0)), slice(max(-dy, 0), h + min(-dy, 0))
+            xs, xd = slice(max(dx, 0), w + min(dx, 0)), slice(max(-dx, 0), w + min(-dx, 0))
+            shifted[..., yd, xd] = f[..., ys, xs]
+            ok[..., yd, xd] = v[..., ys, xs]
+            total += shifted
+            all_valid &= ok
+    use = at.astype(bool) & v & all_valid
+    jump = np.where(use, np.abs(f - total / 8.0), 0.0)
+    return jump.sum(axis=(-2, -1)), use.sum(axis=(-2, -1))

@@ -15,9 +15,11 @@ from depthdif.io import atomic_output
 from depthdif.samples import open_samples
 
 SCORE_COLUMNS = ["scenario", "method", "patch_id", "depth", "n_hidden",
-                 "rmse", "mae", "bias", "psnr", "ssim", "crps", "spread_skill"]
+                 "rmse", "mae", "bias", "psnr", "ssim", "crps", "spread_skill",
+                 "n_observed", "observed_rmse", "jump", "jump_truth", "n_jump"]
 SUMMARY_COLUMNS = ["scenario", "method", "depth", "n_hidden", "n_rows",
-                   "rmse", "mae", "bias", "psnr", "ssim", "crps", "spread_skill"]
+                   "rmse", "mae", "bias", "psnr", "ssim", "crps", "spread_skill",
+                   "observed_rmse", "jump_ratio"]
 MEAN_COLUMNS = ["psnr", "ssim", "crps", "spread_skill"]
 REQUIRED_VARS = ("thetao_pred", "thetao_true", "observed", "valid")
 
@@ -57,6 +59,15 @@ def score_samples(nc_path: str | os.PathLike[str], *, scenario: str, method: str
         cols["spread_skill"] = metrics.spread_skill(members, truth, hidden, space)
     else:
         cols["crps"] = cols["spread_skill"] = np.full((n, c), np.nan)
+    observed = ds["observed"].transpose("patch", "depth", "y", "x").values.astype(bool) & valid
+    cols["n_observed"] = observed.sum(axis=space)
+    if "observed_rmse" in ds:  # the model's own (unclamped) prediction at the observations
+        cols["observed_rmse"] = ds["observed_rmse"].transpose("patch", "depth").values.astype(np.float64)
+    else:
+        cols["observed_rmse"] = metrics.rmse(pred, truth, observed, space)
+    jump, n_jump = metrics.neighbour_jump(pred, valid, observed)
+    jump_truth, _ = metrics.neighbour_jump(truth, valid, observed)
+    cols["jump"], cols["jump_truth"], cols["n_jump"] = jump, jump_truth, n_jump
     frame = pd.DataFrame({k: np.asarray(v).reshape(-1) for k, v in cols.items()})
     # shortest decimal of the float32 level (0.494, not 0.49399998784065247)
     depth = [float(str(np.float32(d))) for d in ds["depth"].values]
@@ -64,7 +75,8 @@ def score_samples(nc_path: str | os.PathLike[str], *, scenario: str, method: str
     frame.insert(0, "patch_id", np.repeat(ds["patch_id"].values.astype(str), c))
     frame.insert(0, "method", method)
     frame.insert(0, "scenario", scenario)
-    frame["n_hidden"] = frame["n_hidden"].astype(np.int64)
+    for col in ("n_hidden", "n_observed", "n_jump"):
+        frame[col] = frame[col].astype(np.int64)
     return frame[SCORE_COLUMNS]
 
 
@@ -90,6 +102,17 @@ def _pool(group: pd.DataFrame) -> pd.Series:
         values = used[col].to_numpy(np.float64)
         values = values[~np.isnan(values)]
         out[col] = float(values.mean()) if len(values) else np.nan
+    # observation consistency, pooled over observed pixels (absent in old score files: NaN)
+    if {"n_observed", "observed_rmse"} <= set(group.columns):
+        n_obs = group["n_observed"].to_numpy(np.float64)
+        sq = np.nan_to_num(group["observed_rmse"].to_numpy(np.float64)) ** 2
+        out["observed_rmse"] = float(np.sqrt(np.sum(n_obs * sq) / n_obs.sum())) if n_obs.sum() else np.nan
+    else:
+        out["observed_rmse"] = np.nan
+    if {"jump", "jump_truth"} <= set(group.columns) and group["jump_truth"].sum() > 0:
+        out["jump_ratio"] = float(group["jump"].sum() / group["jump_truth"].sum())
+    else:
+        out["jump_ratio"] = np.nan
     return pd.Series(out)
 
 
@@ -108,7 +131,7 @@ def summarize(csv_paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
             frame = pd.read_csv(path)
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read scores {path} ({exc}); rerun the score rule") from exc
-        missing = sorted(set(SCORE_COLUMNS) - set(frame.columns))
+        missing = sorted(set(SCORE_COLUMNS[:12]) - set(frame.columns))
         if missing:
             raise DataError(f"{path} lacks columns {missing}; rerun the score rule")
         frames.append(frame.astype({"scenario": str, "method": str}))
@@ -127,7 +150,7 @@ def summarize(csv_paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
 def markdown_table(summary: pd.DataFrame) -> str:
     """Markdown table of a summary (numbers to 3 significant digits, NaN as "-")."""
     shown = summary.copy()
-    for col in ["rmse", "mae", "bias", "psnr", "ssim", "crps", "spread_skill"]:
+    for col in ["rmse", "mae", "bias", "psnr", "ssim", "crps", "spread_skill", "observed_rmse", "jump_ratio"]:
         shown[col] = [f"{v:.3g}" if not np.isnan(v) else "-" for v in shown[col].astype(np.float64)]
     shown["depth"] = [d if isinstance(d, str) else f"{d:g}" for d in shown["depth"]]
     return shown.to_markdown(index=False)

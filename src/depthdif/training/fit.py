@@ -31,6 +31,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
+from depthdif.dataset import load_arrays
+from depthdif.diffusion.first_guess import PriorParams, fit_prior
 from depthdif.errors import ConfigError, DataError, TrainingError
 from depthdif.io import atomic_output, config_hash, read_json, write_json
 from depthdif.shards import read_manifest
@@ -71,10 +73,12 @@ def train(
     train_cfg = dict(train_cfg)
     manifests = {"train": read_manifest(train_dir), "val": read_manifest(val_dir)}
     _check_splits(manifests, train_dir, val_dir)
-    hparams = model_hparams(objective, model_cfg, objective_cfg, manifests["train"])
+    prior = fit_observation_prior(objective, model_cfg, train_dir)
+    hparams = model_hparams(objective, model_cfg, objective_cfg, manifests["train"], prior)
     if train_cfg["augment"] and hparams["model_cfg"]["backbone"]["film"]:
         log.warning("train.augment is off: model.backbone.film conditions on patch coordinates, which rot90/flip would falsify")
         train_cfg["augment"] = False
+    hparams["dihedral"] = bool(train_cfg["augment"])
 
     resume_config = {
         "objective": objective, "model": hparams["model_cfg"], "objective_cfg": hparams["objective_cfg"],
@@ -178,6 +182,38 @@ def train(
         "restarted": restarted, "config_hash": run_hash, "precision": precision,
         "best_val_loss": best_scores[0] if best_scores else None,
     }
+
+
+def fit_observation_prior(
+    objective: str, model_cfg: Mapping[str, Any], train_dir: str | os.PathLike[str]
+) -> PriorParams | None:
+    """The OI first guess of `model.first_guess` fitted on the train shards (None for 'none').
+
+    standard/unet fit the covariance on the dense truth, ambient on its observations alone.
+    """
+    cfg = model_cfg.get("first_guess", {"method": "none"})
+    if cfg["method"] == "none":
+        return None
+    if cfg["method"] != "oi":
+        raise ConfigError(f"model.first_guess.method = {cfg['method']!r}: use 'oi' or 'none'")
+    arrays = load_arrays(train_dir)
+    observed = arrays["x_valid"].astype(bool)
+    if objective == "ambient":
+        fields, valid = arrays["x"], observed
+    else:
+        fields, valid = arrays["y"], arrays["y_valid"].astype(bool)
+    try:
+        prior = fit_prior(
+            fields, valid, observed, arrays.get("eo"), arrays["land"].astype(bool),
+            covariance=str(cfg["covariance"]), max_fit_patches=int(cfg["max_fit_patches"]),
+            scale_mode=str(cfg["residual_scale"]),
+            support=arrays["y_valid"].astype(bool),  # the ocean: geometry, not values
+        )
+    except DataError as exc:
+        raise DataError(f"model.first_guess: cannot fit the OI covariance on {train_dir} ({exc})") from exc
+    log.info("first guess (%s, fitted on %s): %s", cfg["method"],
+             "observations" if objective == "ambient" else "truth", prior.to_dict())
+    return prior
 
 
 def _check_splits(manifests: Mapping[str, Mapping[str, Any]], train_dir: Any, val_dir: Any) -> None:

@@ -18,14 +18,15 @@ from torch import Tensor
 from depthdif.diffusion import (
     ConditionalUNet,
     NoiseSchedule,
-    build_condition,
-    condition_channels,
     ddim_sample,
     ddpm_sample,
     repeat_for_members,
     split_members,
     training_loss,
 )
+from depthdif.diffusion import dihedral
+from depthdif.diffusion.first_guess import ObservationPrior, PriorParams, frame_channels
+from depthdif.diffusion.objectives import observation_frame
 from depthdif.errors import ConfigError
 from depthdif.eval import metrics
 from depthdif.io import seed_for
@@ -37,9 +38,16 @@ TRAIN_LOGS = ("observed_fraction", "kept_fraction", "field_std")
 
 
 def model_hparams(
-    objective: str, model_cfg: Mapping[str, Any], objective_cfg: Mapping[str, Any], manifest: Mapping[str, Any]
+    objective: str,
+    model_cfg: Mapping[str, Any],
+    objective_cfg: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    prior: PriorParams | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to rebuild and use the model, as plain (weights_only-safe) values."""
+    """Everything needed to rebuild and use the model, as plain (weights_only-safe) values.
+
+    `prior`: the fitted observation frame (see `first_guess.fit_prior`), None for global units.
+    """
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective {objective!r} is unknown: use one of {list(OBJECTIVES)}")
     channels = int(manifest["channels"])
@@ -50,7 +58,10 @@ def model_hparams(
         "model_cfg": _plain(model_cfg),
         "objective_cfg": _plain(objective_cfg),
         "channels": channels,
-        "cond_channels": condition_channels(channels, use_eo, use_mask),
+        "cond_channels": frame_channels(channels, use_eo, use_mask, prior is not None),
+        "prior": None if prior is None else prior.to_dict(),
+        # set by training: a model trained with rot90/flip augmentation is used rotation-averaged
+        "dihedral": False,
         "use_eo": use_eo,
         "use_mask_channels": use_mask,
         "has_eo": bool(manifest["has_eo"]),
@@ -72,8 +83,17 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def build_prior(hparams: Mapping[str, Any]) -> ObservationPrior | None:
+    """The observation frame stored in `hparams` (None: global normalisation)."""
+    params = hparams.get("prior")
+    return None if params is None else ObservationPrior(PriorParams.from_dict(params))
+
+
 def build_model(hparams: Mapping[str, Any]) -> tuple[ConditionalUNet, NoiseSchedule]:
-    """ConditionalUNet (C + cond channels → C) and the NoiseSchedule described by `hparams`."""
+    """ConditionalUNet (C + cond channels → C) and the NoiseSchedule described by `hparams`.
+
+    With a first guess the output layer starts at zero, so an untrained model returns it.
+    """
     backbone = hparams["model_cfg"]["backbone"]
     diffusion = hparams["model_cfg"]["diffusion"]
     net = ConditionalUNet(
@@ -85,6 +105,7 @@ def build_model(hparams: Mapping[str, Any]) -> tuple[ConditionalUNet, NoiseSched
         attention=bool(backbone["attention"]),
         film=bool(backbone["film"]),
         dropout=float(backbone.get("dropout", 0.0)),
+        zero_init_output=hparams.get("prior") is not None,
     )
     return net, NoiseSchedule(int(diffusion["timesteps"]), diffusion["schedule"])
 
@@ -102,34 +123,55 @@ def reconstruct(
     clamp: str = "none",
     members: int = 1,
     generator: torch.Generator | None = None,
+    prior: ObservationPrior | None = None,
+    clamp_final: bool = True,
 ) -> Tensor:
     """(B, K, C, H, W) normalised reconstructions of a batch; K = 1 for the deterministic unet.
 
-    Diffusion: the condition is repeated member-minor (B·K rows per forward) and sampled
-    with DDIM or DDPM, known pixels A clamped per `clamp`.
+    The model works in the residual units of the batch's observation frame (built once from
+    (x, A)); diffusion repeats it member-minor (B·K rows per forward), samples with DDIM or
+    DDPM, known pixels A clamped per `clamp` (in residual units), and maps back to the field.
+    A model trained with rot90/flip (hparams["dihedral"]) is averaged over the dihedral group
+    (unet) or sampled with member m in the frame of group element m mod |G| (diffusion).
     """
     x, a = batch["x"], batch["x_valid"]
-    cond = build_condition(
-        x, a, batch.get("eo"), use_mask_channels=hparams["use_mask_channels"], use_eo=hparams["use_eo"]
+    frame = observation_frame(
+        batch, prior, use_eo=hparams["use_eo"], use_mask_channels=hparams["use_mask_channels"]
     )
     coords = batch.get("coords")
     b, c, h, w = x.shape
+    group = dihedral.elements(h, w) if hparams.get("dihedral") else [0]
     if hparams["objective"] == "unet":
         t0 = torch.zeros(b, dtype=torch.long, device=x.device)
-        return net(torch.zeros_like(x), t0, cond, coords)[:, None].float()
+        zero = torch.zeros_like(x)
+        residual = torch.stack([
+            dihedral.invert(net(zero, t0, dihedral.apply(frame.cond, i), coords), i) for i in group
+        ]).mean(0)
+        return frame.to_field(residual)[:, None].float()
     k = int(members)
-    cond_k = repeat_for_members(cond, k)
+    frame_k = frame.repeat(k)
+    cond_k = frame_k.cond
     coords_k = None if coords is None else repeat_for_members(coords, k)
-    known, known_mask = repeat_for_members(x, k), repeat_for_members(a, k)
+    known_mask = repeat_for_members(a, k)
+    known = known_mask * frame_k.to_residual(repeat_for_members(x, k))
     # the ambient denoiser only ever saw Ã ⊙ x_t (Ã ⊆ A) when the noisy branch is masked
     mask_noisy = hparams["objective"] == "ambient" and bool(hparams["objective_cfg"].get("mask_noisy_branch"))
 
+    element = torch.tensor(group, device=x.device)[torch.arange(b * k, device=x.device) % k % len(group)]
+
     def model_fn(x_t: Tensor, t: Tensor) -> Tensor:
-        return net(known_mask * x_t if mask_noisy else x_t, t, cond_k, coords_k)
+        x_in = known_mask * x_t if mask_noisy else x_t
+        if len(group) == 1:
+            return net(x_in, t, cond_k, coords_k)
+        return dihedral.per_row(
+            lambda xr, cr, rows: net(xr, t[rows], cr, None if coords_k is None else coords_k[rows]),
+            x_in, cond_k, element,
+        )
 
     parameterization = hparams["model_cfg"]["diffusion"]["parameterization"]
     common: dict[str, Any] = dict(
-        parameterization=parameterization, known=known, known_mask=known_mask, clamp=clamp, generator=generator
+        parameterization=parameterization, known=known, known_mask=known_mask, clamp=clamp, generator=generator,
+        clamp_final=clamp_final,
     )
     if sampler == "ddim":
         out = ddim_sample(model_fn, schedule, (b * k, c, h, w), steps=steps, eta=eta, **common)
@@ -137,7 +179,7 @@ def reconstruct(
         out = ddpm_sample(model_fn, schedule, (b * k, c, h, w), **common)
     else:
         raise ConfigError(f"sample.sampler = {sampler!r}: use 'ddim' or 'ddpm'")
-    return split_members(out.float(), k)
+    return split_members(frame_k.to_field(out).float(), k)
 
 
 def denormalise(values: np.ndarray, stats: Mapping[str, Any], channel_axis: int) -> np.ndarray:
@@ -180,6 +222,7 @@ class DepthDifModule(L.LightningModule):
         self.train_cfg: dict[str, Any] = _plain(train_cfg)
         self.save_hyperparameters({"model": self.model_hparams, "train": self.train_cfg})
         self.net, self.schedule = build_model(self.model_hparams)
+        self.prior = build_prior(self.model_hparams)
         if self.train_cfg["channels_last"]:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.objective: str = self.model_hparams["objective"]
@@ -206,6 +249,7 @@ class DepthDifModule(L.LightningModule):
             use_eo=self.model_hparams["use_eo"],
             use_mask_channels=self.model_hparams["use_mask_channels"],
             generator=generator,
+            prior=self.prior,
         )
 
     def train_generator(self) -> torch.Generator:
@@ -268,7 +312,7 @@ class DepthDifModule(L.LightningModule):
         pred = reconstruct(
             self.net, self.schedule, sub, self.model_hparams,
             sampler="ddim", steps=int(self.train_cfg["val_ddim_steps"]),
-            generator=self._eval_generator("sample", batch_idx),
+            generator=self._eval_generator("sample", batch_idx), prior=self.prior,
         )[:, 0]
         stats = self.model_hparams["stats"]
         pred_c = denormalise(pred.cpu().numpy(), stats, 1)

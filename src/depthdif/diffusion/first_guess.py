@@ -1,0 +1,286 @@
+"""The observation frame: per-patch anomalies around an OI first guess, at the model boundary.
+
+A patch spans a fraction of the training set's range, so in global z-units its structure is
+tiny and its level must be inferred from a few observations. The frame removes both burdens:
+
+    level  m_bc  = mean of the observed values of field (b, c)          (0 without observations)
+    first guess  g = m + k_*ᵀ (K + ν I)⁻¹ (x_A - m)                      (OI / GP posterior mean)
+    its std      s_g² = σ² - k_*ᵀ (K + ν I)⁻¹ k_*                         (OI posterior variance)
+    residual     r = (y - g) / ρ_c                                       (what the network models)
+
+K = σ² ρ(|p_i - p_j| / ℓ) over the observed pixels of the same field, k_* the same between
+each pixel and the observations, ν the nugget (the OI baseline's own covariance model, fitted
+once on the train split). The network sees [A ⊙ (x - m)/s, A, (g - m)/s, s_g/s, eo anomaly]
+with s = √(σ² + ν), predicts the residual, and the field is g + ρ r: "no worse than OI" is
+the zero output, and observations and field agree by construction. Everything here is
+computed from (x, A) only, so the ambient objective builds its frame from Ã.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from depthdif.diffusion.schedule import DiffusionConfigError
+
+COVARIANCES = ("gaussian", "matern32")
+SCALE_MODES = ("constant", "first_guess_std", "patch_loo")
+#: most OI cross-covariance values (fields × pixels × observations) held at once
+_CHUNK_ELEMENTS = 2**25
+
+
+def correlation(r: Tensor, length_scale: Tensor, covariance: str) -> Tensor:
+    """ρ(r): gaussian exp(-r²/2ℓ²); matern32 (1 + √3 r/ℓ) exp(-√3 r/ℓ) (as eval.baselines)."""
+    if covariance == "gaussian":
+        return torch.exp(-0.5 * (r / length_scale).square())
+    if covariance == "matern32":
+        s = math.sqrt(3.0) * r / length_scale
+        return (1.0 + s) * torch.exp(-s)
+    raise DiffusionConfigError(f"model.first_guess.covariance = {covariance!r}: use one of {COVARIANCES}")
+
+
+@dataclass(frozen=True)
+class PriorParams:
+    """Per-channel OI covariance (normalised units, pixels) and the frame's scales."""
+
+    covariance: str
+    length_scale: tuple[float, ...]
+    variance: tuple[float, ...]
+    nugget: tuple[float, ...]
+    residual_scale: tuple[float, ...]  # ρ_c: typical OI error std (normalised units)
+    eo_scale: float  # within-patch std of the EO (normalised units); 1 without EO
+    scale_mode: str = "constant"  # constant ρ_c | first_guess_std | patch_loo (see `Frame` scales)
+    loo_rms: tuple[float, ...] = ()  # train-mean leave-one-out OI error at the observations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "covariance": self.covariance, "length_scale": list(self.length_scale),
+            "variance": list(self.variance), "nugget": list(self.nugget),
+            "residual_scale": list(self.residual_scale), "eo_scale": float(self.eo_scale),
+            "scale_mode": self.scale_mode, "loo_rms": list(self.loo_rms),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PriorParams:
+        tup = lambda key: tuple(float(v) for v in data[key])  # noqa: E731
+        return cls(str(data["covariance"]), tup("length_scale"), tup("variance"), tup("nugget"),
+                   tup("residual_scale"), float(data["eo_scale"]), str(data.get("scale_mode", "constant")),
+                   tup("loo_rms") if "loo_rms" in data else ())
+
+
+@dataclass
+class Frame:
+    """A batch's first guess and the map between field and residual units (normalised units)."""
+
+    cond: Tensor  # (B, cond_channels, H, W)
+    offset: Tensor  # g (B, C, H, W), or 0
+    scale: Tensor  # ρ (1, C, 1, 1), or 1
+    first_guess_std: Tensor | None = None  # s_g (B, C, H, W)
+
+    def to_residual(self, y: Tensor) -> Tensor:
+        """r = (y - g) / ρ."""
+        return (y - self.offset) / self.scale
+
+    def to_field(self, r: Tensor) -> Tensor:
+        """y = g + ρ r."""
+        return self.offset + self.scale * r
+
+    def repeat(self, k: int) -> Frame:
+        """Member-minor repetition (row b·k + m), as `sampler.repeat_for_members`."""
+        rep = lambda t: t.repeat_interleave(k, dim=0) if t.ndim == 4 and t.shape[0] > 1 else t  # noqa: E731
+        return Frame(rep(self.cond), rep(self.offset), self.scale,
+                     None if self.first_guess_std is None else rep(self.first_guess_std))
+
+
+def frame_channels(channels: int, use_eo: bool, use_mask_channels: bool, first_guess: bool) -> int:
+    """Condition channels: x (C) + A (C, optional) + [g, s_g] (2C with a first guess) + eo (1)."""
+    return channels * (2 if use_mask_channels else 1) + (2 * channels if first_guess else 0) + (1 if use_eo else 0)
+
+
+class ObservationPrior(nn.Module):
+    """Batched OI first guess and the anomaly frame around it (no trainable parameters)."""
+
+    length_scale: Tensor
+    variance: Tensor
+    nugget: Tensor
+    residual_scale: Tensor
+
+    def __init__(self, params: PriorParams) -> None:
+        super().__init__()
+        if params.covariance not in COVARIANCES:
+            raise DiffusionConfigError(
+                f"model.first_guess.covariance = {params.covariance!r}: use one of {COVARIANCES}"
+            )
+        self.params = params
+        for name in ("length_scale", "variance", "nugget", "residual_scale"):
+            self.register_buffer(name, torch.tensor(getattr(params, name), dtype=torch.float32), persistent=False)
+        self.eo_scale = float(params.eo_scale)
+
+    def patch_factor(self, loo_ms: Tensor, n_obs: Tensor, prior_count: float = 8.0) -> Tensor:
+        """How hard this patch is for OI: √((n ē² + n₀ G²)/(n + n₀)) / G, with ē² the patch's mean
+        squared leave-one-out error, G the train mean (n₀ pseudo-observations shrink small n)."""
+        g2 = torch.tensor(self.params.loo_rms, device=loo_ms.device, dtype=loo_ms.dtype).square()[None]
+        n = n_obs.to(loo_ms.dtype)
+        return (((n * loo_ms + prior_count * g2) / (n + prior_count)) / g2.clamp_min(1e-12)).sqrt()
+
+    @property
+    def anomaly_scale(self) -> Tensor:
+        """s_c = √(σ² + ν): the within-patch std of the field."""
+        return (self.variance + self.nugget).sqrt()
+
+    @torch.no_grad()
+    def interpolate(self, x: Tensor, observed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(level m, first guess g, its std s_g), each (B, C, ·) float32, from x on `observed`."""
+        level, guess, std, _, _ = self.interpolate_with_loo(x, observed)
+        return level, guess, std
+
+    @torch.no_grad()
+    def interpolate_with_loo(self, x: Tensor, observed: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """`interpolate` plus, per field, the mean squared leave-one-out OI error at the
+        observations, e_i = α_i / (K⁻¹)_ii (closed form), and the number of observations."""
+        b, c, h, w = x.shape
+        dtype = torch.float64 if x.device.type == "cpu" else torch.float32
+        values = x.to(dtype).reshape(b * c, h * w)
+        obs = (observed > 0.5).reshape(b * c, h * w)
+        n_obs = obs.sum(1)
+        level = (values * obs).sum(1) / n_obs.clamp_min(1)
+        ch = torch.arange(b * c, device=x.device) % c
+        ell = self.length_scale.to(dtype)[ch]
+        var = self.variance.to(dtype)[ch]
+        nug = self.nugget.to(dtype)[ch]
+        n_max = max(int(n_obs.max()), 1)
+        # the observed pixels of each field first (stable order), padded to n_max
+        order = torch.argsort((~obs).to(torch.int8), dim=1, stable=True)[:, :n_max]
+        used = torch.arange(n_max, device=x.device)[None] < n_obs[:, None]
+        yy, xx = torch.meshgrid(torch.arange(h, device=x.device, dtype=dtype),
+                                torch.arange(w, device=x.device, dtype=dtype), indexing="ij")
+        pix = torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1)  # (HW, 2)
+        pts = pix[order]  # (F, n, 2)
+        v = torch.where(used, values.gather(1, order) - level[:, None], 0.0)
+        pair = used[:, :, None] & used[:, None, :]
+        gram = var[:, None, None] * correlation(torch.cdist(pts, pts), ell[:, None, None], self.params.covariance)
+        eye = torch.eye(n_max, device=x.device, dtype=dtype)
+        diag = torch.where(used, (nug + 1e-6 * var)[:, None], 1.0)
+        gram = torch.where(pair, gram, 0.0) + eye * diag[:, :, None]
+        chol, info = torch.linalg.cholesky_ex(gram)
+        if bool((info > 0).any()):
+            chol = torch.linalg.cholesky(gram + eye * (1e-3 * var)[:, None, None])
+        alpha = torch.cholesky_solve(v[:, :, None], chol)  # (F, n, 1)
+        k_inv_diag = torch.cholesky_inverse(chol).diagonal(dim1=1, dim2=2)
+        loo = torch.where(used, alpha[..., 0] / k_inv_diag, 0.0)
+        loo_ms = loo.square().sum(1) / n_obs.clamp_min(1)
+        guess = torch.empty_like(values)
+        std = torch.empty_like(values)
+        per_field = h * w * n_max
+        step = max(1, _CHUNK_ELEMENTS // per_field)
+        for lo in range(0, b * c, step):
+            sl = slice(lo, lo + step)
+            k_star = var[sl, None, None] * correlation(
+                torch.cdist(pix.expand(len(pts[sl]), -1, -1), pts[sl]), ell[sl, None, None], self.params.covariance
+            ) * used[sl, None, :]  # (f, HW, n)
+            guess[sl] = level[sl, None] + (k_star @ alpha[sl])[..., 0]
+            solved = torch.cholesky_solve(k_star.transpose(1, 2), chol[sl])  # (f, n, HW)
+            explained = (k_star * solved.transpose(1, 2)).sum(-1)
+            std[sl] = (var[sl, None] - explained).clamp_min(0).sqrt()
+        shape = (b, c, h, w)
+        return (level.reshape(b, c, 1, 1).float(), guess.reshape(shape).float(), std.reshape(shape).float(),
+                loo_ms.reshape(b, c).float(), n_obs.reshape(b, c))
+
+    def frame(
+        self, x: Tensor, observed: Tensor, eo: Tensor | None, land: Tensor | None,
+        *, use_eo: bool, use_mask_channels: bool,
+    ) -> Frame:
+        """The anomaly frame of a batch from (x, A) (pass Ã for the ambient objective)."""
+        level, guess, guess_std, loo_ms, n_obs = self.interpolate_with_loo(x, observed)
+        s = self.anomaly_scale.to(x.dtype)[None, :, None, None]
+        a = (observed > 0.5).to(x.dtype)
+        parts = [a * (x - level) / s]
+        if use_mask_channels:
+            parts.append(a)
+        parts += [(guess - level) / s, guess_std / s]
+        if use_eo:
+            if eo is None:
+                raise DiffusionConfigError(
+                    "model.conditioning.eo is true but the batch has no 'eo': set data.eo to "
+                    "'surface' or 'ostia', or model.conditioning.eo to false"
+                )
+            parts.append(eo_anomaly(eo, land, self.eo_scale))
+        scale = self.residual_scale.to(x.dtype)[None, :, None, None]
+        if self.params.scale_mode == "first_guess_std":
+            scale = torch.maximum(guess_std.to(x.dtype), 0.1 * s)
+        elif self.params.scale_mode == "patch_loo":
+            scale = scale * self.patch_factor(loo_ms, n_obs).to(x.dtype)[:, :, None, None]
+        return Frame(torch.cat(parts, dim=1), guess.to(x.dtype), scale, guess_std.to(x.dtype))
+
+
+def eo_anomaly(eo: Tensor, land: Tensor | None, scale: float) -> Tensor:
+    """(eo - its ocean mean over the patch) / scale, 0 on land."""
+    ocean = torch.ones_like(eo) if land is None else (land < 0.5).to(eo.dtype)
+    mean = (eo * ocean).sum((-2, -1), keepdim=True) / ocean.sum((-2, -1), keepdim=True).clamp_min(1)
+    return ocean * (eo - mean) / scale
+
+
+def fit_prior(
+    fields: np.ndarray,
+    valid: np.ndarray,
+    masks: np.ndarray,
+    eo: np.ndarray | None,
+    land: np.ndarray | None,
+    *,
+    covariance: str,
+    max_fit_patches: int,
+    scale_mode: str = "constant",
+    support: np.ndarray | None = None,
+) -> PriorParams:
+    """Fit the frame on training arrays (normalised units, (N,C,H,W)).
+
+    The covariance is the OI baseline's variogram fit (`eval.baselines.fit_oi`) of `fields`
+    on `valid`: dense truth for standard/unet, the observations themselves (fields = x,
+    valid = A) for ambient, so ambient never sees dense truth. ρ_c is the mean OI posterior
+    std over the `support` pixels (the ocean, default `valid`) of the fitted patches under
+    their own masks `masks` (from the covariance alone, no truth needed); the EO scale is its
+    mean within-patch std.
+    """
+    from depthdif.eval.baselines import fit_oi  # local: eval imports the dataset stack
+
+    oi = fit_oi(fields, valid, covariance=covariance, max_fit_patches=max_fit_patches)
+    n = len(fields)
+    pick = np.unique(np.linspace(0, n - 1, min(n, max_fit_patches)).round().astype(int))
+    prior = ObservationPrior(PriorParams(covariance, oi.length_scale, oi.variance, oi.nugget,
+                                         (1.0,) * len(oi.variance), 1.0))
+    x = torch.from_numpy(np.where(masks[pick], np.nan_to_num(fields[pick]), 0.0).astype(np.float32))
+    _, _, std, loo_ms, n_obs = prior.interpolate_with_loo(x, torch.from_numpy(masks[pick].astype(np.float32)))
+    has = n_obs >= 2
+    loo_rms = tuple(
+        float(max(math.sqrt(float(loo_ms[:, k][has[:, k]].mean())) if bool(has[:, k].any()) else 1.0, 1e-6))
+        for k in range(fields.shape[1])
+    )
+    where = torch.from_numpy(np.asarray((valid if support is None else support)[pick], bool))
+    residual = tuple(
+        float(max(math.sqrt(float(std[:, k][where[:, k]].square().mean())) if bool(where[:, k].any()) else 1.0, 1e-3))
+        for k in range(fields.shape[1])
+    )
+    eo_scale = 1.0
+    if eo is not None:
+        e = np.asarray(eo[pick, 0], np.float64)
+        ocean = np.ones_like(e, bool) if land is None else ~np.asarray(land[pick], bool)
+        count = ocean.sum((-2, -1))
+        mean = np.where(ocean, e, 0).sum((-2, -1)) / np.maximum(count, 1)
+        var = np.where(ocean, (e - mean[:, None, None]) ** 2, 0).sum((-2, -1)) / np.maximum(count, 1)
+        eo_scale = float(max(math.sqrt(var[count > 0].mean()) if (count > 0).any() else 1.0, 1e-3))
+    if scale_mode not in SCALE_MODES:
+        raise DiffusionConfigError(f"model.first_guess.residual_scale = {scale_mode!r}: use one of {SCALE_MODES}")
+    return PriorParams(covariance, oi.length_scale, oi.variance, oi.nugget, residual, eo_scale, scale_mode, loo_rms)
+
+
+def identity_frame(cond: Tensor) -> Frame:
+    """The global-normalisation frame (no first guess): residual = field."""
+    zero = cond.new_zeros(())
+    one = cond.new_ones(())
+    return Frame(cond, zero, one)
