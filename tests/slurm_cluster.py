@@ -25,7 +25,7 @@ DAEMONS = ("slurmd", "slurmctld", "munged")
 
 def missing_programs() -> list[str]:
     """The programs a local cluster needs that are not installed."""
-    needed = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel"]
+    needed = ["munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol", "scancel"]
     found = {p: shutil.which(p) or next((f"{d}/{p}" for d in ("/usr/sbin", "/sbin") if os.access(f"{d}/{p}", os.X_OK)), None) for p in needed}
     return [p for p, path in found.items() if path is None]
 
@@ -65,7 +65,7 @@ class Cluster:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"SLURM_CONF": str(self.conf)}
+        return {"SLURM_CONF": str(self.conf), "PATH": f"{self.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     def pid_file(self, daemon: str) -> Path:
         return self.root / f"{daemon}.pid"
@@ -75,16 +75,26 @@ class Cluster:
         return path.read_text(errors="replace") if path.is_file() else ""
 
 
-def start(root: str | os.PathLike[str], *, min_job_age: int = 600, kill_wait: int = 30, timeout: float = 60) -> Cluster:
-    """Start munged, slurmctld and slurmd under `root`; returns once the node is idle."""
+def start(
+    root: str | os.PathLike[str], *, cpus: int | None = None, memory_mb: int | None = None, gpus: int = 1,
+    min_job_age: int = 600, kill_wait: int = 30, timeout: float = 60,
+) -> Cluster:
+    """Start munged, slurmctld and slurmd under `root`; returns once the node is idle.
+
+    `cpus`/`memory_mb` declare a node size other than this machine's (slurmd's
+    `config_overrides`: jobs are scheduled against it, nothing is enforced). `gpus` (<= 6) fake
+    GPUs (gres File=/dev/null) let `--gpus=N` jobs run. MinJobAge keeps finished jobs
+    visible to `squeue`/`scontrol` (the squeue status command needs >= 3 x its interval).
+    """
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)
     for sub in ("state", "spool", "munge"):
         (root / sub).mkdir(exist_ok=True)
         os.chmod(root / sub, 0o700)
-    cpus, memory = node_size()
-    memory = max(1000, memory - 1000)  # leave the OS some room
+    real_cpus, real_memory = node_size()
+    cpus, memory = cpus or real_cpus, memory_mb or max(1000, real_memory - 1000)
+    overrides = "SlurmdParameters=config_overrides\n" if (cpus, memory) != (real_cpus, real_memory) else ""
     cluster = Cluster(root, cpus, memory)
 
     key, sock = root / "munge" / "munge.key", root / "munge" / "munge.socket"
@@ -97,7 +107,15 @@ def start(root: str | os.PathLike[str], *, min_job_age: int = 600, kill_wait: in
          f"--seed-file={root / 'munge' / 'munged.seed'}"],
         check=True, capture_output=True, text=True,
     )
-    (root / "gres.conf").write_text("NodeName=localhost Name=gpu File=/dev/null\n")
+    # The plugin's job step drops SLURM_* variables (SLURM_CONF too) before its `srun`; a real
+    # cluster's srun finds /etc/slurm/slurm.conf, this one's finds the wrapper on PATH.
+    (root / "bin").mkdir(exist_ok=True)
+    srun = root / "bin" / "srun"
+    srun.write_text(f"#!/bin/sh\nSLURM_CONF={root / 'slurm.conf'} exec {_program('srun')} \"$@\"\n")
+    os.chmod(srun, 0o755)
+    # fake GPUs: any existing character device will do as a gres file
+    fake = ["/dev/null", "/dev/zero", "/dev/full", "/dev/urandom", "/dev/random", "/dev/tty"][:gpus]
+    (root / "gres.conf").write_text("".join(f"NodeName=localhost Name=gpu File={f}\n" for f in fake))
     (root / "slurm.conf").write_text(f"""\
 ClusterName=depthdif-test
 SlurmctldHost=localhost
@@ -130,8 +148,8 @@ JobCompType=jobcomp/none
 MinJobAge={min_job_age}
 KillWait={kill_wait}
 InactiveLimit=0
-GresTypes=gpu
-NodeName=localhost NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} Gres=gpu:1 State=UNKNOWN
+{overrides}GresTypes=gpu
+NodeName=localhost NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} Gres=gpu:{gpus} State=UNKNOWN
 PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
 """)

@@ -26,6 +26,7 @@ SCRIPTS = {
     "dag": ["dry_run_seconds/15s"],
     "ambient_distances": ["median_withheld_distance_blocks/median_hidden_distance"],
     "synthetic_realism": ["oi_correlated_share/synthetic_real"],
+    "gpu_suite": ["suite_seconds/budget", "lightning/bare", "ddim_step/forward", "loader_0workers/step"],
 }
 
 

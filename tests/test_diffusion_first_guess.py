@@ -149,3 +149,20 @@ def test_leave_one_out_errors_match_explicit_refits() -> None:
     # the patch factor is 1 at the train-mean error and grows with the patch's own error
     f = prior.patch_factor(torch.tensor([[0.01, 0.01], [0.04, 0.04]]), torch.tensor([[10, 10], [10, 10]]))
     assert abs(float(f[0, 0]) - 1.0) < 1e-6 and float(f[1, 0]) > 1.5
+
+
+def test_cached_item_fields_give_the_same_frame() -> None:
+    """The dataset's per-patch cache (item_fields, rotated with the item) equals the batched frame."""
+    y, a = _fields()
+    prior = ObservationPrior(_params())
+    items = [prior.item_fields({"x": (y * a)[i].numpy(), "x_valid": a[i].numpy()}) for i in range(len(y))]
+    batch = {"x": y * a, "x_valid": a}
+    cached = {**batch, **{k: torch.stack([torch.from_numpy(it[k]) for it in items]) for k in items[0]}}
+    f1 = observation_frame(batch, prior, use_eo=False, use_mask_channels=True)
+    f2 = observation_frame(cached, prior, use_eo=False, use_mask_channels=True)
+    # float32 s_g = √(σ² - k_*ᵀK⁻¹k_*) cancels near observations: equal to a few 1e-3 there
+    assert float((f1.cond - f2.cond).abs().max()) < 5e-3 and torch.allclose(f1.offset, f2.offset, atol=1e-5)
+    # OI is equivariant under rot90: the cached fields rotated with the item are the rotated item's fields
+    rot = prior.item_fields({"x": torch.rot90(y * a, 1, (-2, -1))[0].numpy(),
+                             "x_valid": torch.rot90(a, 1, (-2, -1))[0].numpy()})
+    assert np.allclose(rot["fg"], np.rot90(items[0]["fg"], 1, (-2, -1)), atol=1e-4)

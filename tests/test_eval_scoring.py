@@ -80,7 +80,8 @@ def test_score_samples_names_the_bad_file(tmp_path: Path) -> None:
 
 
 def test_summarize_pools_rmse_over_hidden_pixels(tmp_path: Path) -> None:
-    base = {"scenario": "s", "method": "idw", "ssim": 0.5, "crps": np.nan, "spread_skill": np.nan}
+    base = {"scenario": "s", "method": "idw", "ssim": 0.5, "crps": np.nan, "spread_skill": np.nan,
+            "n_observed": 2, "observed_rmse": 0.0, "jump": 1.0, "jump_truth": 1.0, "n_jump": 2}
     rows = [
         {**base, "patch_id": "a", "depth": 0.5, "n_hidden": 1, "rmse": 2.0, "mae": 2.0, "bias": 2.0, "psnr": 10.0},
         {**base, "patch_id": "b", "depth": 0.5, "n_hidden": 3, "rmse": 1.0, "mae": 1.0, "bias": -1.0, "psnr": 20.0},
@@ -101,6 +102,7 @@ def test_summarize_pools_rmse_over_hidden_pixels(tmp_path: Path) -> None:
     assert idw.loc["all", "n_hidden"] == 8 and idw.loc["all", "n_rows"] == 3
     assert np.isnan(idw.loc["all", "crps"])
     assert len(summary[summary["method"] == "oi"]) == 2
+    assert idw.loc["all", "observed_rmse"] == 0.0 and idw.loc["all", "jump_ratio"] == pytest.approx(1.0)
 
     write_scores(summary, tmp_path / "summary.csv")
     back = read_summary(tmp_path / "summary.csv")
@@ -112,3 +114,24 @@ def test_summarize_pools_rmse_over_hidden_pixels(tmp_path: Path) -> None:
 def test_summarize_without_inputs_is_an_error() -> None:
     with pytest.raises(DataError, match="no metrics CSV"):
         summarize([])
+
+
+def test_neighbour_jump_flags_pasted_observations() -> None:
+    """Observations written into a field that disagrees with them jump against their 8 neighbours;
+    a smooth field through the same observations does not (the jump ratio of the no-dots goal)."""
+    from depthdif.eval.metrics import neighbour_jump
+
+    yy, xx = np.mgrid[0:16, 0:16].astype(float)
+    truth = 0.1 * yy + 0.05 * xx
+    observed = np.zeros((16, 16), bool)
+    observed[4, 4] = observed[10, 11] = True
+    valid = np.ones((16, 16), bool)
+    pasted = np.where(observed, truth, truth.mean())  # level field + clamped observations
+    j_true, n = neighbour_jump(truth, valid, observed)
+    j_pasted, _ = neighbour_jump(pasted, valid, observed)
+    assert n == 2 and j_true == pytest.approx(0.0, abs=1e-12)  # a plane has no jump
+    assert j_pasted == pytest.approx(abs(truth[4, 4] - truth.mean()) + abs(truth[10, 11] - truth.mean()))
+    # edge pixels (a missing neighbour) and invalid neighbours are left out
+    observed[0, 0] = True
+    valid[10, 12] = False
+    assert neighbour_jump(pasted, valid, observed)[1] == 1

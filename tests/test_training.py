@@ -239,3 +239,27 @@ def test_datamodule_epoch_order_is_seeded(shards: dict[str, Path]) -> None:
         order.setdefault(epoch, []).append(batches[0]["index"].tolist())
     assert order[0][0] == order[0][1] != order[1][0]
     assert [b["index"].tolist() for b in dm.val_dataloader()] == [list(range(8))]
+
+
+@pytest.mark.parametrize("objective", ["unet", "standard"])
+def test_residual_model_exports_its_first_guess_when_validation_never_improves(
+    shards: dict[str, Path], tmp_path: Path, objective: str
+) -> None:
+    """select=best_val with the OI frame: the starting weights (output layer at zero, i.e. the
+    first guess) are a candidate; a run that only makes validation worse exports them."""
+    model = {**model_cfg(), "first_guess": {"method": "oi", "covariance": "matern32", "max_fit_patches": 8,
+                                            "residual_scale": "constant"}}
+    # a destructive learning rate: every step makes the model worse than its start
+    result = fit(shards, tmp_path / objective, objective, model=model, max_steps=4, lr=0.3,
+                 select="best_val", val_every_n_steps=2)
+    ckpt = torch.load(tmp_path / objective / "out" / "model.ckpt", weights_only=True)
+    assert result["selected_step"] == ckpt["selected_step"] == 0 and ckpt["global_step"] == 4
+    net, _ = build_model(ckpt["hparams"])
+    net.load_state_dict(ckpt["state_dict"])
+    assert float(net.final_conv.weight.abs().max()) == 0.0 and float(net.final_conv.bias.abs().max()) == 0.0
+    assert ckpt["hparams"]["prior"]["length_scale"][0] > 0
+
+    # with a sane rate the selection follows validation: a later step may win (never worse than step 0)
+    ok = fit(shards, tmp_path / f"{objective}_ok", objective, model=model, max_steps=4, select="best_val",
+             val_every_n_steps=2)
+    assert ok["selected_step"] in (0, 2, 4)

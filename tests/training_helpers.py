@@ -24,7 +24,7 @@ OBJECTIVES: dict[str, dict[str, Any]] = {
 TRAIN: dict[str, Any] = {
     "batch_size": 4, "lr": 2e-3, "weight_decay": 1e-4, "max_steps": 4, "max_epochs": None,
     "lr_patience": 3, "lr_factor": 0.5, "precision": "auto", "ema_decay": 0.9, "grad_clip": 1.0,
-    "seed": 0, "num_workers": 0, "devices": 1, "accelerator": "cpu", "augment": False,
+    "seed": 0, "num_workers": 0, "devices": 1, "accelerator": "cpu", "augment": False, "select": "last",
     "val_every_n_steps": 2, "val_ddim_steps": 2, "val_examples": 2, "log_every_n_steps": 1,
     "checkpoint_every_n_steps": 2, "channels_last": False, "compile": False,
     "tensorboard": False, "wandb": False,

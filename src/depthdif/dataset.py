@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,18 @@ class ShardDataset(Dataset):
     call `set_epoch` to vary it between epochs. `coords` are not augmented.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], augment: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        augment: bool = False,
+        seed: int = 0,
+        item_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+    ) -> None:
         self.folder = Path(folder)
+        #: extra per-item arrays computed from the un-augmented item (e.g. the OI first guess), each
+        #: (..., H, W) or (..., 1, 1), cached per index and augmented with the item
+        self.item_fn = item_fn
+        self._item_cache: dict[int, dict[str, np.ndarray]] = {}
         self.manifest: dict[str, Any] = read_manifest(self.folder)
         self.augment = bool(augment)
         self.seed = int(seed)
@@ -115,7 +126,7 @@ class ShardDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         # spawn-started workers re-open the maps instead of pickling the arrays
-        return {**self.__dict__, "_shards": None}
+        return {**self.__dict__, "_shards": None, "_item_cache": {}}
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -135,6 +146,10 @@ class ShardDataset(Dataset):
         arrays = {name: np.array(a[local], dtype=np.float32)  # copy: mmap is read-only
                   for name, a in self._open()[k].items()}
         arrays["land"] = arrays["land"][None]
+        if self.item_fn is not None:
+            if index not in self._item_cache:
+                self._item_cache[index] = self.item_fn(arrays)
+            arrays.update(self._item_cache[index])
         if self.augment:
             h, w = arrays["y"].shape[-2:]
             turns, flip = augment_params(self.seed, self.epoch, index, square=h == w)

@@ -11,6 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _launched_rank() -> int:
+    """The rank of a process Lightning's DDP launcher started (0 otherwise)."""
+    for var in ("LOCAL_RANK", "RANK"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 0
+
+
 @contextlib.contextmanager
 def log_to(path: str | os.PathLike[str] | None) -> Iterator[logging.Logger]:
     """Send everything the job prints to `path`; a failure's traceback lands there too.
@@ -18,6 +27,11 @@ def log_to(path: str | os.PathLike[str] | None) -> Iterator[logging.Logger]:
     The exception is re-raised so Snakemake marks the job failed and removes its outputs.
     """
     logger = logging.getLogger("depthdif")
+    rank = _launched_rank()
+    if path is not None and rank > 0:
+        # a DDP rank Lightning started by re-running the job's script: its own file, so
+        # rank 0's log (the rule's log) is neither truncated nor interleaved
+        path = Path(f"{path}.rank{rank}")
     if path is None:
         logging.basicConfig(level=logging.INFO)
         yield logger

@@ -134,6 +134,19 @@ class ObservationPrior(nn.Module):
         """s_c = √(σ² + ν): the within-patch std of the field."""
         return (self.variance + self.nugget).sqrt()
 
+    def _offset_table(self, h: int, w: int, device: torch.device) -> Tensor:
+        """σ_c² ρ(|(dy, dx)| / ℓ_c) for every offset dy ∈ (-H, H), dx ∈ (-W, W), flattened, per level."""
+        key = (h, w, str(device))
+        if getattr(self, "_table_key", None) != key:
+            dy = torch.arange(-(h - 1), h, device=device, dtype=torch.float64)
+            dx = torch.arange(-(w - 1), w, device=device, dtype=torch.float64)
+            r = torch.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2).reshape(1, -1)
+            var = self.variance.to(device, torch.float64)[:, None]
+            ell = self.length_scale.to(device, torch.float64)[:, None]
+            self._table = var * correlation(r, ell, self.params.covariance)
+            self._table_key = key
+        return self._table
+
     @torch.no_grad()
     def interpolate(self, x: Tensor, observed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(level m, first guess g, its std s_g), each (B, C, ·) float32, from x on `observed`."""
@@ -145,59 +158,87 @@ class ObservationPrior(nn.Module):
         """`interpolate` plus, per field, the mean squared leave-one-out OI error at the
         observations, e_i = α_i / (K⁻¹)_ii (closed form), and the number of observations."""
         b, c, h, w = x.shape
-        dtype = torch.float64 if x.device.type == "cpu" else torch.float32
-        values = x.to(dtype).reshape(b * c, h * w)
+        dev = x.device
+        f64 = torch.float64 if dev.type == "cpu" else torch.float32  # the small n×n algebra
+        values = x.to(f64).reshape(b * c, h * w)
         obs = (observed > 0.5).reshape(b * c, h * w)
         n_obs = obs.sum(1)
         level = (values * obs).sum(1) / n_obs.clamp_min(1)
-        ch = torch.arange(b * c, device=x.device) % c
-        ell = self.length_scale.to(dtype)[ch]
-        var = self.variance.to(dtype)[ch]
-        nug = self.nugget.to(dtype)[ch]
+        ch = torch.arange(b * c, device=dev) % c
+        var = self.variance.to(f64)[ch]
+        nug = self.nugget.to(f64)[ch]
         n_max = max(int(n_obs.max()), 1)
         # the observed pixels of each field first (stable order), padded to n_max
         order = torch.argsort((~obs).to(torch.int8), dim=1, stable=True)[:, :n_max]
-        used = torch.arange(n_max, device=x.device)[None] < n_obs[:, None]
-        yy, xx = torch.meshgrid(torch.arange(h, device=x.device, dtype=dtype),
-                                torch.arange(w, device=x.device, dtype=dtype), indexing="ij")
-        pix = torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1)  # (HW, 2)
-        pts = pix[order]  # (F, n, 2)
+        used = torch.arange(n_max, device=dev)[None] < n_obs[:, None]
+        oy, ox = order // w, order % w  # (F, n)
+        # covariance by pixel offset: one (2H-1)×(2W-1) table per level, gathered, no distances
+        table = self._offset_table(h, w, dev)  # (C, (2H-1)(2W-1)) float64
+        width = 2 * w - 1
+
+        # flat table index of offset (a - b) = base(a) - position(b)
+        def base(ay: Tensor, ax: Tensor) -> Tensor:
+            return (ay + h - 1) * width + ax + w - 1
+
+        def position(by: Tensor, bx: Tensor) -> Tensor:
+            return by * width + bx
+
+        f = b * c
+        pos = position(oy, ox)  # (F, n)
+        gram_idx = (base(oy, ox)[:, :, None] - pos[:, None, :]).reshape(f, -1)
+        gram = torch.gather(table[ch].to(f64), 1, gram_idx).reshape(f, n_max, n_max)
         v = torch.where(used, values.gather(1, order) - level[:, None], 0.0)
         pair = used[:, :, None] & used[:, None, :]
-        gram = var[:, None, None] * correlation(torch.cdist(pts, pts), ell[:, None, None], self.params.covariance)
-        eye = torch.eye(n_max, device=x.device, dtype=dtype)
+        eye = torch.eye(n_max, device=dev, dtype=f64)
         diag = torch.where(used, (nug + 1e-6 * var)[:, None], 1.0)
         gram = torch.where(pair, gram, 0.0) + eye * diag[:, :, None]
         chol, info = torch.linalg.cholesky_ex(gram)
         if bool((info > 0).any()):
             chol = torch.linalg.cholesky(gram + eye * (1e-3 * var)[:, None, None])
         alpha = torch.cholesky_solve(v[:, :, None], chol)  # (F, n, 1)
-        k_inv_diag = torch.cholesky_inverse(chol).diagonal(dim1=1, dim2=2)
+        k_inv = torch.cholesky_inverse(chol)
+        k_inv_diag = k_inv.diagonal(dim1=1, dim2=2)
+        k_inv32 = (k_inv * pair).float()
         loo = torch.where(used, alpha[..., 0] / k_inv_diag, 0.0)
         loo_ms = loo.square().sum(1) / n_obs.clamp_min(1)
-        guess = torch.empty_like(values)
-        std = torch.empty_like(values)
-        per_field = h * w * n_max
-        step = max(1, _CHUNK_ELEMENTS // per_field)
-        for lo in range(0, b * c, step):
+        # the (F, HW, n) products in float32 (batched matmuls): g = m + k_*ᵀα, s_g² = σ² - k_*ᵀ K⁻¹ k_*
+        guess = torch.empty(f, h * w, device=dev)
+        std = torch.empty(f, h * w, device=dev)
+        pix_base = base(torch.arange(h * w, device=dev) // w, torch.arange(h * w, device=dev) % w)  # (HW,)
+        table32 = table.float()
+        step = max(1, _CHUNK_ELEMENTS // (h * w * n_max))
+        for lo in range(0, f, step):
             sl = slice(lo, lo + step)
-            k_star = var[sl, None, None] * correlation(
-                torch.cdist(pix.expand(len(pts[sl]), -1, -1), pts[sl]), ell[sl, None, None], self.params.covariance
-            ) * used[sl, None, :]  # (f, HW, n)
-            guess[sl] = level[sl, None] + (k_star @ alpha[sl])[..., 0]
-            solved = torch.cholesky_solve(k_star.transpose(1, 2), chol[sl])  # (f, n, HW)
-            explained = (k_star * solved.transpose(1, 2)).sum(-1)
-            std[sl] = (var[sl, None] - explained).clamp_min(0).sqrt()
+            k = len(order[sl])
+            idx = (pix_base[None, :, None] - pos[sl, None, :]).reshape(k, -1)
+            k_star = torch.gather(table32[ch[sl]], 1, idx).reshape(k, h * w, n_max)
+            k_star.mul_(used[sl, None, :])
+            guess[sl] = level[sl, None].float() + (k_star @ alpha[sl].float())[..., 0]
+            explained = ((k_star @ k_inv32[sl]) * k_star).sum(-1)
+            std[sl] = (var[sl, None].float() - explained).clamp_min(0).sqrt()
         shape = (b, c, h, w)
         return (level.reshape(b, c, 1, 1).float(), guess.reshape(shape).float(), std.reshape(shape).float(),
                 loo_ms.reshape(b, c).float(), n_obs.reshape(b, c))
 
+    def item_fields(self, item: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The first guess of one item (C, H, W) from its (x, A), as extra dataset arrays
+        (`ShardDataset(item_fn=...)`): computed once per patch instead of every step."""
+        out = self.interpolate_with_loo(torch.from_numpy(item["x"])[None], torch.from_numpy(item["x_valid"])[None])
+        names = ("fg_level", "fg", "fg_std", "fg_loo_ms", "fg_n_obs")
+        return {name: t[0].reshape(t.shape[1], *(t.shape[2:] or (1, 1))).float().numpy()
+                for name, t in zip(names, out)}
+
     def frame(
         self, x: Tensor, observed: Tensor, eo: Tensor | None, land: Tensor | None,
-        *, use_eo: bool, use_mask_channels: bool,
+        *, use_eo: bool, use_mask_channels: bool, precomputed: dict[str, Tensor] | None = None,
     ) -> Frame:
-        """The anomaly frame of a batch from (x, A) (pass Ã for the ambient objective)."""
-        level, guess, guess_std, loo_ms, n_obs = self.interpolate_with_loo(x, observed)
+        """The anomaly frame of a batch from (x, A) (pass Ã for the ambient objective);
+        `precomputed`: the batch's `item_fields` (fg_level, fg, fg_std, fg_loo_ms, fg_n_obs)."""
+        if precomputed is not None:
+            level, guess, guess_std = precomputed["fg_level"], precomputed["fg"], precomputed["fg_std"]
+            loo_ms, n_obs = precomputed["fg_loo_ms"][..., 0, 0], precomputed["fg_n_obs"][..., 0, 0]
+        else:
+            level, guess, guess_std, loo_ms, n_obs = self.interpolate_with_loo(x, observed)
         s = self.anomaly_scale.to(x.dtype)[None, :, None, None]
         a = (observed > 0.5).to(x.dtype)
         parts = [a * (x - level) / s]

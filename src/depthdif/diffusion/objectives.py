@@ -64,7 +64,10 @@ def observation_frame(
         return identity_frame(
             build_condition(x, a, batch.get("eo"), use_mask_channels=use_mask_channels, use_eo=use_eo)
         )
-    return prior.frame(x, a, batch.get("eo"), batch.get("land"), use_eo=use_eo, use_mask_channels=use_mask_channels)
+    # the dataset's cached first guess (from x and A: never for Ã)
+    precomputed = batch if observed is None and "fg" in batch else None
+    return prior.frame(x, a, batch.get("eo"), batch.get("land"), use_eo=use_eo, use_mask_channels=use_mask_channels,
+                       precomputed=precomputed)
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:

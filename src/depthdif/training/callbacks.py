@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import logging
 import os
 from pathlib import Path
@@ -250,3 +251,34 @@ def plot_val_example(example: dict[str, np.ndarray], path: str | os.PathLike[str
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
+
+
+class BestWeights(Callback):
+    """Keep the weights with the lowest mean validation loss (EMA weights where EMA is on).
+
+    Place it before the EMA callback: its on_validation_epoch_end then runs while the EMA
+    weights are still swapped in. The sanity check (the whole validation set, before the
+    first step) makes the starting weights a candidate: a residual model that never beats its
+    first guess on validation exports the first guess. The state travels in the resume
+    checkpoint, so a resumed run keeps its best so far.
+    """
+
+    def __init__(self) -> None:
+        self.best_loss = math.inf
+        self.best_step = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loss = pl_module.mean_val_loss()  # type: ignore[operator]
+        if loss is None or not math.isfinite(loss) or loss >= self.best_loss:
+            return
+        self.best_loss, self.best_step = loss, int(trainer.global_step)
+        self.best_state = {k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()}  # type: ignore[union-attr]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_loss": self.best_loss, "best_step": self.best_step, "best_state": self.best_state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_loss = float(state_dict.get("best_loss", math.inf))
+        self.best_step = int(state_dict.get("best_step", -1))
+        self.best_state = state_dict.get("best_state")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -37,8 +39,10 @@ class ShardDataModule(L.LightningDataModule):
         seed: int = 0,
         pin_memory: bool = False,
         channels_last: bool = False,
+        item_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
     ) -> None:
         super().__init__()
+        self.item_fn = item_fn
         self.train_dir, self.val_dir = Path(train_dir), Path(val_dir)
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
@@ -58,8 +62,8 @@ class ShardDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = ShardDataset(self.train_dir, augment=self.augment, seed=self.seed)
-            self.val_set = ShardDataset(self.val_dir)
+            self.train_set = ShardDataset(self.train_dir, augment=self.augment, seed=self.seed, item_fn=self.item_fn)
+            self.val_set = ShardDataset(self.val_dir, item_fn=self.item_fn)
             for name, ds in (("train", self.train_set), ("val", self.val_set)):
                 if len(ds) == 0:
                     raise DataError(

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
-from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.plugins.environments import LightningEnvironment, SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
@@ -36,7 +36,7 @@ from depthdif.diffusion.first_guess import PriorParams, fit_prior
 from depthdif.errors import ConfigError, DataError, TrainingError
 from depthdif.io import atomic_output, config_hash, read_json, write_json
 from depthdif.shards import read_manifest
-from depthdif.training.callbacks import EMA, DataEpoch, NaNGuard, ResumableCheckpoint, ValExampleImage
+from depthdif.training.callbacks import EMA, BestWeights, DataEpoch, NaNGuard, ResumableCheckpoint, ValExampleImage
 from depthdif.training.datamodule import ShardDataModule
 from depthdif.training.module import DepthDifModule, model_hparams
 
@@ -96,6 +96,8 @@ def train(
         train_dir, val_dir, batch_size=train_cfg["batch_size"], num_workers=train_cfg["num_workers"],
         augment=train_cfg["augment"], seed=train_cfg["seed"], pin_memory=on_cuda,
         channels_last=train_cfg["channels_last"],
+        # on CPU the first guess of x and A is computed once per patch and cached (ambient draws Ã anew)
+        item_fn=module.prior.item_fields if module.prior is not None and objective != "ambient" and not on_cuda else None,
     )
     _preflight(module, datamodule)  # before touching state_dir: a bad config keeps the old state
     resume_from, start_step, restarted = _prepare_state(state_dir, resume_config)
@@ -118,6 +120,9 @@ def train(
     ]
     if ema is not None:
         callbacks.insert(0, ema)
+    best = BestWeights() if train_cfg["select"] == "best_val" else None
+    if best is not None:
+        callbacks.insert(0, best)  # before EMA: it reads the EMA weights while they are swapped in
     loggers = _loggers(train_cfg, state_dir, run_hash)
     precision = _precision(str(train_cfg["precision"]), on_cuda)
     trainer = L.Trainer(
@@ -135,9 +140,9 @@ def train(
         logger=loggers,
         default_root_dir=state_dir,
         enable_progress_bar=True,
-        num_sanity_val_steps=1,
-        # Snakemake (retries) owns resubmission: no Lightning auto-requeue on SLURM signals
-        plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
+        # the whole validation set before the first step: the starting weights are a candidate
+        num_sanity_val_steps=-1 if best is not None else 1,
+        plugins=_cluster_environment(int(train_cfg["devices"])),
     )
     if trainer.is_global_zero:
         loggers[0].experiment  # noqa: B018 - creates version_k now; a file written first would trip its cleanup warning
@@ -163,9 +168,13 @@ def train(
         return {}
 
     state = ema.averaged_state() if ema is not None else {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
+    selected_step = int(trainer.global_step)
+    if best is not None and best.best_state is not None:
+        state, selected_step = best.best_state, best.best_step
+        log.info("exporting the weights of step %d (lowest validation loss %.5g)", selected_step, best.best_loss)
     export = {
         "state_dict": state, "hparams": hparams, "global_step": int(trainer.global_step),
-        "config_hash": run_hash, "ema": ema is not None,
+        "selected_step": selected_step, "config_hash": run_hash, "ema": ema is not None,
     }
     images = _export_images(state_dir / IMAGES, out_dir / IMAGES)
     metrics_path = merge_metrics(state_dir / LOGS, out_dir / "metrics.csv")
@@ -178,7 +187,8 @@ def train(
     log.info("wrote %s at step %d", out_dir / "model.ckpt", trainer.global_step)
     return {
         "checkpoint": str(out_dir / "model.ckpt"), "metrics": str(metrics_path), "val_examples": images,
-        "global_step": int(trainer.global_step), "resumed_from": start_step if resume_from else None,
+        "global_step": int(trainer.global_step), "selected_step": selected_step,
+        "resumed_from": start_step if resume_from else None,
         "restarted": restarted, "config_hash": run_hash, "precision": precision,
         "best_val_loss": best_scores[0] if best_scores else None,
     }
@@ -285,6 +295,22 @@ def _preflight(module: DepthDifModule, datamodule: ShardDataModule) -> None:
     module.train()
     if not torch.isfinite(loss):
         raise TrainingError(f"the initial loss is {float(loss)} on {datamodule.train_dir}: check the shards for NaN/inf")
+
+
+def _cluster_environment(devices: int) -> list[Any] | None:
+    """How the DDP ranks start inside a SLURM job.
+
+    With one SLURM task per device (`srun --ntasks-per-node=<devices>`), SLURM starts the
+    ranks: SLURMEnvironment. With one task (the slurm executor plugin's job step: `srun -n1`),
+    Lightning starts the other ranks itself (re-running the script), as outside SLURM.
+    Snakemake's retries own resubmission: never Lightning's auto-requeue.
+    """
+    if not SLURMEnvironment.detect():
+        return None
+    tasks = int(os.environ.get("SLURM_NTASKS_PER_NODE", os.environ.get("SLURM_NTASKS", "1")).split("(")[0])
+    if devices > 1 and tasks != devices:
+        return [LightningEnvironment()]
+    return [SLURMEnvironment(auto_requeue=False)]
 
 
 def _precision(precision: str, on_cuda: bool) -> str:

@@ -232,6 +232,7 @@ class DepthDifModule(L.LightningModule):
         self._plateau_state: dict[str, Any] | None = None
         self._scores: list[dict[str, float]] = []
         self._val_loss = torch.zeros(2, dtype=torch.float64)
+        self._val_select = torch.zeros(2, dtype=torch.float64)
         self._lr_log: tuple[float, Tensor] | None = None  # (lr, the CPU tensor logged for it)
         #: degC arrays of validation patch 0 (input, target, prediction, masks) for the image callback
         self.val_example: dict[str, np.ndarray] | None = None
@@ -298,6 +299,7 @@ class DepthDifModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._scores = []
         self._val_loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # Σ loss·B, Σ B
+        self._val_select = torch.zeros(2, dtype=torch.float64, device=self.device)  # Σ selection score·B, Σ B
         self.val_example = None
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -305,6 +307,8 @@ class DepthDifModule(L.LightningModule):
         loss, _ = self.loss(batch, self._eval_generator("loss", batch_idx))
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
         self._val_loss += torch.stack([loss.detach().double() * size, loss.new_tensor(size, dtype=torch.float64)])
+        self._val_select += torch.stack([self._selection_score(batch, batch_idx, loss) * size,
+                                         loss.new_tensor(size, dtype=torch.float64)])
         chosen = (batch["index"] < int(self.train_cfg["val_examples"])).nonzero().flatten()
         if len(chosen) == 0:
             return
@@ -329,6 +333,30 @@ class DepthDifModule(L.LightningModule):
                     "observed": observed[i],
                     "valid": valid[i],
                 }
+
+    def _selection_score(self, batch: dict[str, Tensor], batch_idx: int, loss: Tensor) -> Tensor:
+        """What `train.select` minimises: the loss of the unet (a reconstruction) and of ambient
+        (withheld observations, no truth needed); for standard diffusion, whose denoising loss
+        falls even when its reconstructions get worse, the MSE of a one-member DDIM
+        reconstruction of the whole batch on the valid pixels (residual units)."""
+        if self.objective != "standard":
+            return loss.detach().double()
+        pred = reconstruct(
+            self.net, self.schedule, batch, self.model_hparams, sampler="ddim",
+            steps=int(self.train_cfg["val_ddim_steps"]), generator=self._eval_generator("select", batch_idx),
+            prior=self.prior,
+        )[:, 0]
+        err = (pred - batch["y"]).square() * batch["y_valid"]
+        scale = 1.0 if self.prior is None else self.prior.residual_scale[None, :, None, None].to(err.dtype).square()
+        return ((err / scale).sum() / batch["y_valid"].sum().clamp_min(1)).double()
+
+    def mean_val_loss(self) -> float | None:
+        """Mean validation selection score of the epoch just run (over all ranks; see
+        `_selection_score`); None before any batch."""
+        val_loss = self._val_select
+        if self.trainer.world_size > 1:
+            val_loss = self.all_gather(val_loss).sum(0)
+        return float(val_loss[0] / val_loss[1]) if float(val_loss[1]) > 0 else None
 
     def on_validation_epoch_end(self) -> None:
         keys = ("rmse", "psnr", "ssim")
