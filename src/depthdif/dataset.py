@@ -156,7 +156,8 @@ class ShardDataset(Dataset):
             for name, a in arrays.items():
                 a = np.rot90(a, turns, axes=(-2, -1))
                 arrays[name] = a[..., ::-1] if flip else a
-        item = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
+        # a copy: rotated views have negative strides (np.ascontiguousarray keeps them on 1×1 axes)
+        item = {name: torch.from_numpy(np.array(a, copy=True, order="C")) for name, a in arrays.items()}
         item["coords"] = torch.from_numpy(self.coords[index].copy())
         item["index"] = torch.tensor(index, dtype=torch.int64)
         return item
