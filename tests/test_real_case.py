@@ -34,15 +34,18 @@ def test_real_sst_case_short(tmp_path: Path, real_data_dir: Path) -> None:
     cfg["sample"] = {"steps": 4, "members": 2}
     cfg["evaluate"] = {"methods": ["idw", "oi", "unet", "standard", "ambient"], "oi": {"max_fit_patches": 16}}
     workdir = make_workdir(tmp_path / "real", cfg)
-    snakemake(workdir, "evaluate", "--cores", "2", timeout=1500)
+    snakemake(workdir, "--cores", "2", "evaluate", timeout=1500)
     summary = pd.read_csv(workdir / "results" / "metrics" / "summary.csv", dtype={"depth": str})
     t = table(summary, 0).set_index("method")
     assert set(t.index) == {"idw", "oi", "unet", "standard", "ambient"}
     assert t.loc["oi", "ratio_to_oi"] == pytest.approx(1.0)
-    # 40 steps from the first guess: the learned methods stay within 25 % of OI (they started at it);
-    # the old global-units models were 3-10x worse than OI on this case after 1500 steps
+    # 40 steps from the first guess and weights selected on validation: unet and standard stay at
+    # OI (measured 0.993x); the old global-units models were 3-10x worse than OI on this case
+    for method in ("unet", "standard"):
+        assert t.loc[method, "ratio_to_oi"] < 1.05, t
+        assert t.loc[method, "jump_ratio"] < 1.2, t  # no pasted dots (OI: 0.76, IDW: 4.8)
+    # ambient learns from the observations alone (measured 1.23x after 40 steps)
+    assert t.loc["ambient", "ratio_to_oi"] < 1.5, t
     for method in ("unet", "standard", "ambient"):
-        assert t.loc[method, "ratio_to_oi"] < 1.25, t
-        # unclamped fields pass through the observations (SST std here ~2-5 degC)
+        # the unclamped fields pass through the observations (SST std here ~2-5 degC)
         assert t.loc[method, "observed_rmse"] < 0.1, t
-        assert t.loc[method, "jump_ratio"] < 1.2, t

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -214,6 +215,8 @@ def test_tiny_workflow_on_local_slurm(cluster: slurm_cluster.Cluster, tmp_path: 
     cfg["train"]["devices"] = 2
     cfg["train"]["max_steps"] = 20
     write_config(workdir, cfg)
+    # devices and max_steps are resumable keys: start the unet over instead of resuming at step 150
+    shutil.rmtree(workdir / "results/checkpoints/tracks90/unet", ignore_errors=True)
     profile2 = derived_profile(tmp_path / "profile_ddp", workdir / "config.yaml", train_gpus=2)
     rc, out_ddp = run(workdir, profile2, cluster, "results/models/tracks90/unet/model.ckpt", timeout=300)
     assert rc == 0, out_ddp[-5000:]
