@@ -80,8 +80,7 @@ class Frame:
 
     cond: Tensor  # (B, cond_channels, H, W)
     offset: Tensor  # g (B, C, H, W), or 0
-    scale: Tensor  # ρ (1, C, 1, 1), or 1
-    first_guess_std: Tensor | None = None  # s_g (B, C, H, W)
+    scale: Tensor  # ρ (1, C, 1, 1) or per pixel (B, C, H, W), or 1
 
     def to_residual(self, y: Tensor) -> Tensor:
         """r = (y - g) / ρ."""
@@ -94,13 +93,14 @@ class Frame:
     def repeat(self, k: int) -> Frame:
         """Member-minor repetition (row b·k + m), as `sampler.repeat_for_members`."""
         rep = lambda t: t.repeat_interleave(k, dim=0) if t.ndim == 4 and t.shape[0] > 1 else t  # noqa: E731
-        return Frame(rep(self.cond), rep(self.offset), self.scale,
-                     None if self.first_guess_std is None else rep(self.first_guess_std))
+        return Frame(rep(self.cond), rep(self.offset), rep(self.scale))
 
 
 def frame_channels(channels: int, use_eo: bool, use_mask_channels: bool, first_guess: bool) -> int:
-    """Condition channels: x (C) + A (C, optional) + [g, s_g] (2C with a first guess) + eo (1)."""
-    return channels * (2 if use_mask_channels else 1) + (2 * channels if first_guess else 0) + (1 if use_eo else 0)
+    """Condition channels: those of `objectives.build_condition` + [g, s_g] (2C) with a first guess."""
+    from depthdif.diffusion.objectives import condition_channels  # objectives imports this module
+
+    return condition_channels(channels, use_eo, use_mask_channels) + (2 * channels if first_guess else 0)
 
 
 class ObservationPrior(nn.Module):
@@ -257,7 +257,7 @@ class ObservationPrior(nn.Module):
             scale = torch.maximum(guess_std.to(x.dtype), 0.1 * s)
         elif self.params.scale_mode == "patch_loo":
             scale = scale * self.patch_factor(loo_ms, n_obs).to(x.dtype)[:, :, None, None]
-        return Frame(torch.cat(parts, dim=1), guess.to(x.dtype), scale, guess_std.to(x.dtype))
+        return Frame(torch.cat(parts, dim=1), guess.to(x.dtype), scale)
 
 
 def eo_anomaly(eo: Tensor, land: Tensor | None, scale: float) -> Tensor:
