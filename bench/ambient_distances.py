@@ -54,7 +54,7 @@ def main() -> None:
                     a[i, 0, (r + step) % 32, (c + step // 2) % 32] = True
         valid = np.ones_like(a)
     else:
-        from depthdif.dataset import load_arrays
+        from depthdif.shards import load_arrays
 
         arrays = load_arrays(args.shards)
         a, valid = arrays["x_valid"].astype(bool), arrays["y_valid"].astype(bool)

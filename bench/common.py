@@ -90,7 +90,8 @@ def build_net(model_cfg: Mapping[str, Any], channels: int) -> tuple[ConditionalU
     """ConditionalUNet + NoiseSchedule as the workflow builds them; returns (net, schedule, cond channels)."""
     from depthdif.diffusion import ConditionalUNet, NoiseSchedule, condition_channels
 
-    cond = condition_channels(channels, bool(model_cfg["conditioning"]["eo"]), bool(model_cfg["conditioning"]["mask_channels"]))
+    conditioning = model_cfg["conditioning"]
+    cond = condition_channels(channels, bool(conditioning["eo"]), bool(conditioning["mask_channels"]))
     bb, diff = model_cfg["backbone"], model_cfg["diffusion"]
     net = ConditionalUNet(
         channels, cond, channels, dim=int(bb["dim"]), dim_mults=tuple(bb["dim_mults"]),

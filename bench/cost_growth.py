@@ -47,8 +47,8 @@ def make_raw(work: Path, cfg: dict[str, Any], periods: list[str], shape: tuple[i
 def pipeline(work: Path, cfg: dict[str, Any], periods: list[str]) -> dict[str, float]:
     """Seconds of each stage for `periods` (outputs in a fresh folder, removed afterwards)."""
     from depthdif.data.index import gather_patches
+    from depthdif.data.occlusion import write_split_shards
     from depthdif.data.patches import extract_period
-    from depthdif.shards import write_split_shards
 
     out = work / f"run{len(periods)}"
     shutil.rmtree(out, ignore_errors=True)
@@ -106,7 +106,8 @@ def main() -> None:
         rows.append([k, int(best["patches"]), best["extract"], best["gather"], best["shards"], total, total / k,
                      1e3 * total / best["patches"]])
     print(f"\nbest of {args.rounds} interleaved rounds (seconds)")
-    print(common.table(rows, ["periods", "patches", "extract", "gather", "shards", "total", "s / period", "ms / patch"]))
+    columns = ["periods", "patches", "extract", "gather", "shards", "total", "s / period", "ms / patch"]
+    print(common.table(rows, columns))
     print(common.ratio_line(f"per_period_time_{2 * n}/{n}", per_period[2 * n] / per_period[n], 1.15))
 
 

@@ -92,7 +92,9 @@ def main() -> None:
     walls = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.quick:  # the embedded default config instead of the production preset
-            cmd = [args.snakemake, "-n", args.target, "--configfile", "config/config.yaml", *shlex.split(args.extra_args)]
+            cmd = [
+                args.snakemake, "-n", args.target, "--configfile", "config/config.yaml", *shlex.split(args.extra_args)
+            ]
         cmd += ["--directory", tmp]
         for _ in range(args.rounds):
             start = time.perf_counter()
@@ -126,7 +128,9 @@ def main() -> None:
     print(f"total: {sum(counts.values())} jobs, {cluster} submitted to the cluster after grouping")
     if not args.quick:
         for rule, res in gpu_resources(output).items():
-            flag = "" if "gpu=" in res else "   <-- NO GPU requested (a workflow profile overrides the cluster profile's set-resources?)"
+            flag = "" if "gpu=" in res else (
+                "   <-- NO GPU requested (a workflow profile overrides the cluster profile's set-resources?)"
+            )
             print(f"{rule} resources: {res}{flag}")
     print(f"JOBS cluster_jobs_after_grouping = {cluster}")
     print(common.ratio_line("dry_run_seconds/15s", min(walls) / 15.0, 1.0))

@@ -37,7 +37,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader num_workers to measure")
     p.add_argument("--epochs", type=int, default=2, help="passes over the shards per loader measurement")
     p.add_argument("--production", action="store_true",
-                   help="consumer = config/glorys.yaml model (dim 64, 1-2-4-8); default: config/config.yaml model at --size")
+                   help="consumer = config/glorys.yaml model (dim 64, 1-2-4-8); "
+                   "default: config/config.yaml model at --size")
     p.add_argument("--steps", type=int, default=3, help="timed training steps of the consumer")
     p.add_argument("--dir", default=None, help="where to write the shards (default: a temporary folder)")
     return p.parse_args()
@@ -69,7 +70,9 @@ def write_shards(folder: Path, n: int, channels: int, size: int, shard_size: int
 
 def loader_rate(folder: Path, batch: int, workers: int, epochs: int, device: torch.device) -> tuple[float, float]:
     """(steady samples/s after the first batch, seconds to the first batch) over `epochs` passes."""
-    dm = ShardDataModule(folder, folder, batch_size=batch, num_workers=workers, seed=0, pin_memory=device.type == "cuda")
+    dm = ShardDataModule(
+        folder, folder, batch_size=batch, num_workers=workers, seed=0, pin_memory=device.type == "cuda"
+    )
     loader = dm.train_dataloader()
     start = time.perf_counter()
     first, count = None, 0
@@ -90,8 +93,9 @@ def loader_rate(folder: Path, batch: int, workers: int, epochs: int, device: tor
 
 def step_rate(folder: Path, cfg: dict, batch: int, steps: int, device: torch.device) -> tuple[float, str]:
     """samples/s of training_loss forward + backward + AdamW on batches of the shard folder."""
-    from depthdif.dataset import ShardDataset
     from torch.utils.data import DataLoader
+
+    from depthdif.dataset import ShardDataset
 
     channels = ShardDataset(folder).channels
     net, schedule, _ = common.build_net(cfg["model"], channels)
@@ -108,7 +112,8 @@ def step_rate(folder: Path, cfg: dict, batch: int, steps: int, device: torch.dev
             loss, _ = training_loss(net, schedule, b, objective="standard", objective_cfg={"loss_mask": "valid"},
                                     parameterization=cfg["model"]["diffusion"]["parameterization"],
                                     use_eo=bool(cfg["model"]["conditioning"]["eo"]),
-                                    use_mask_channels=bool(cfg["model"]["conditioning"]["mask_channels"]), generator=gen)
+                                    use_mask_channels=bool(cfg["model"]["conditioning"]["mask_channels"]),
+                                    generator=gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -116,7 +121,8 @@ def step_rate(folder: Path, cfg: dict, batch: int, steps: int, device: torch.dev
     one()
     times = common.interleave({"step": one}, steps, device)["step"]
     bb = cfg["model"]["backbone"]
-    desc = f"dim {bb['dim']}, dim_mults {bb['dim_mults']}, attention {bb['attention']}, {'bf16 autocast' if device.type == 'cuda' else 'fp32'}"
+    numerics = "bf16 autocast" if device.type == "cuda" else "fp32"
+    desc = f"dim {bb['dim']}, dim_mults {bb['dim_mults']}, attention {bb['attention']}, {numerics}"
     return batch / common.best(times), desc
 
 
@@ -145,7 +151,8 @@ def main() -> None:
     best_workers = max(rows[:-1], key=lambda r: r[1])
     per_worker = [r[1] / w for r, w in zip(rows, args.workers) if w]
     if per_worker:
-        print(f"~{max(per_worker):.0f} samples/s per worker → {consume / max(per_worker):.2f} workers keep up with this step")
+        print(f"~{max(per_worker):.0f} samples/s per worker → "
+              f"{consume / max(per_worker):.2f} workers keep up with this step")
     for row, w in zip(rows, args.workers):
         print(common.ratio_line(f"loader_{w}workers/step", row[1] / consume, 1.0, kind="≥"))
     print(f"best: {best_workers[0]}")

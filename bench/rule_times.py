@@ -18,7 +18,9 @@ def rule_times(folder: Path) -> pd.DataFrame:
     rows = []
     for tsv in sorted(folder.glob("*/*.tsv")):
         record = pd.read_csv(tsv, sep="\t").iloc[0]
-        rows.append({"rule": tsv.parent.name, "job": tsv.stem, "s": float(record["s"]), "max_rss_mb": record["max_rss"]})
+        rows.append(
+            {"rule": tsv.parent.name, "job": tsv.stem, "s": float(record["s"]), "max_rss_mb": record["max_rss"]}
+        )
     if not rows:
         raise SystemExit(f"no benchmark records under {folder}: run the workflow first")
     jobs = pd.DataFrame(rows)

@@ -25,10 +25,14 @@ from depthdif.diffusion import ddim_sample, ddim_timesteps, repeat_for_members
 def parse() -> argparse.Namespace:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--config", default=str(common.DEFAULT_CONFIG), help="model sizes and sample settings")
-    p.add_argument("--production", action="store_true", help="use config/glorys.yaml (128 px, dim 64, 1-2-4-8, attention, FiLM)")
-    p.add_argument("--batch", type=int, default=None, help="patches per forward (default: 16 CPU / 1 CPU production / sample.batch_size CUDA)")
-    p.add_argument("--members", type=int, default=None, help="ensemble members batched per patch (default: sample.members)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps per timed call in the ratio (default 10; 3 CPU production)")
+    p.add_argument("--production", action="store_true",
+                   help="use config/glorys.yaml (128 px, dim 64, 1-2-4-8, attention, FiLM)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="patches per forward (default: 16 CPU / 1 CPU production / sample.batch_size CUDA)")
+    p.add_argument("--members", type=int, default=None,
+                   help="ensemble members batched per patch (default: sample.members)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="DDIM steps per timed call in the ratio (default 10; 3 CPU production)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 9; 3 CPU production)")
     p.add_argument("--ddim-steps", type=int, default=50, help="steps of the throughput run")
     p.add_argument("--ensemble", type=int, default=8, help="members of the throughput run")
@@ -117,13 +121,18 @@ def main() -> None:
     b_fl = common.fake_batch(1, channels, size, eo=bool(cfg["model"]["conditioning"]["eo"]), device=device)
     with torch.no_grad(), amp:
         flops = rows * common.count_flops(lambda: net(
-            x_fixed[:1], torch.zeros(1, dtype=torch.long, device=device), torch.zeros(1, cond_ch, size, size, device=device),
+            x_fixed[:1],
+            torch.zeros(1, dtype=torch.long, device=device),
+            torch.zeros(1, cond_ch, size, size, device=device),
             b_fl["coords"] if film else None))
     print(f"\nbatch {batch} patches x {members} members = {rows} rows per forward; {n} steps per call, "
           f"{rounds} interleaved rounds (best / median per step)")
     print(common.table([
         ["denoiser forward", fwd * 1e3, common.median(times["forward"]) / n * 1e3, rows / fwd, flops / fwd / 1e12],
-        ["DDIM step (forward + update + clamp)", step * 1e3, common.median(times["ddim"]) / n * 1e3, rows / step, flops / step / 1e12],
+        [
+            "DDIM step (forward + update + clamp)", step * 1e3, common.median(times["ddim"]) / n * 1e3, rows / step,
+            flops / step / 1e12,
+        ],
     ], ["case", "best ms", "median ms", "rows/s", "TFLOP/s"]))
     print(f"forward: {flops / 1e9:.2f} GFLOP ({flops / rows / 1e9:.3f} per row); per-round ratios "
           f"{' '.join(f'{r:.3f}' for r in per_round)}; best/best {step / fwd:.3f}")

@@ -70,7 +70,9 @@ def real_patches(path: str | Path, months: int, size: int, max_nan: float) -> np
     return np.concatenate([cut(f, size, max_nan) for f in sst])
 
 
-def synthetic_patches(data_cfg: dict[str, Any], periods: list[str], size: int, max_nan: float) -> tuple[list[np.ndarray], np.ndarray]:
+def synthetic_patches(
+    data_cfg: dict[str, Any], periods: list[str], size: int, max_nan: float
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Per depth level: (k, size, size) patches over all `periods`; and the level depths."""
     from depthdif.data.synthetic import synthetic_period_dataset
 
@@ -224,7 +226,8 @@ def main() -> None:
     print(common.ratio_line("high_k_slope/synthetic_real", slope_ratio))
     print(common.ratio_line("rolloff_slope_k4-8/synthetic_real", surf["rolloff"] / real["rolloff"]))
     print(common.ratio_line("oi_length_px/synthetic_real", surf["length_px"] / real["length_px"]))
-    print(common.ratio_line("oi_correlated_share/synthetic_real", (1 - surf["nugget_share"]) / (1 - real["nugget_share"])))
+    correlated = (1 - surf["nugget_share"]) / (1 - real["nugget_share"])
+    print(common.ratio_line("oi_correlated_share/synthetic_real", correlated))
     print(f"{time.perf_counter() - start:.1f} s")
 
 

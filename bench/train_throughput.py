@@ -9,7 +9,8 @@ torch.utils.flop_counter) against a measured bf16 matmul rate, peak memory and t
 batch that fits (doubling).
 
     .venv/bin/python bench/train_throughput.py
-    .venv/bin/python bench/train_throughput.py --production --device cuda --precision bf16-mixed --channels-last --compile
+    .venv/bin/python bench/train_throughput.py --production --device cuda --precision bf16-mixed \
+        --channels-last --compile
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import common
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -36,6 +36,7 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader, Dataset
 
+import common
 from depthdif.diffusion import training_loss
 from depthdif.training.callbacks import EMA, NaNGuard
 from depthdif.training.module import DepthDifModule, model_hparams
@@ -190,7 +191,9 @@ def main() -> None:
     heavy = args.production and device.type == "cpu"
     size, channels = int(cfg["patches"]["size"]), len(cfg["data"]["depth_levels"])
     batch = args.batch or (2 if heavy else int(cfg["train"]["batch_size"]))
-    steps, warmup, rounds = args.steps or (4 if heavy else 20), args.warmup or (1 if heavy else 3), args.rounds or (2 if heavy else 5)
+    steps = args.steps or (4 if heavy else 20)
+    warmup = args.warmup or (1 if heavy else 3)
+    rounds = args.rounds or (2 if heavy else 5)
     if args.quick:
         batch, steps, warmup, rounds, size = 4, 3, 1, 1, min(size, 32)
     # the preset's bf16-mixed is meant for GPUs: on CPU default to fp32 unless asked
@@ -200,7 +203,8 @@ def main() -> None:
     use_eo = bool(cfg["model"]["conditioning"]["eo"])
     manifest = {"channels": channels, "has_eo": use_eo, "size": size, "depth": cfg["data"]["depth_levels"],
                 "stats": {"mean": [0.0] * channels, "std": [1.0] * channels, "eo_mean": 0.0, "eo_std": 1.0}}
-    hparams = model_hparams(args.objective, cfg["model"], cfg["objectives"].get(args.objective, {"loss_mask": "valid"}), manifest)
+    objective_cfg = cfg["objectives"].get(args.objective, {"loss_mask": "valid"})
+    hparams = model_hparams(args.objective, cfg["model"], objective_cfg, manifest)
     train_cfg = {**cfg["train"], "channels_last": args.channels_last, "compile": args.compile, "batch_size": batch}
     clip = float(train_cfg["grad_clip"])
     print(common.machine_line(device))
@@ -210,11 +214,13 @@ def main() -> None:
                         pin_memory=device.type == "cuda")
     template = DepthDifModule(hparams, train_cfg)  # the initial weights both sides start from
     print(f"model: {size}x{size} px, {channels} channels, dim {cfg['model']['backbone']['dim']}, dim_mults "
-          f"{cfg['model']['backbone']['dim_mults']}, {sum(p.numel() for p in template.net.parameters())/1e6:.2f} M params; "
+          f"{cfg['model']['backbone']['dim_mults']}, "
+          f"{sum(p.numel() for p in template.net.parameters())/1e6:.2f} M params; "
           f"objective {args.objective}, batch {batch}, precision {precision}, channels_last {args.channels_last}, "
           f"compile {args.compile}, grad_clip {clip}")
     diffusion = hparams["model_cfg"]["diffusion"]
-    loss_kw = dict(objective=args.objective, objective_cfg=hparams["objective_cfg"], parameterization=diffusion["parameterization"],
+    loss_kw = dict(objective=args.objective, objective_cfg=hparams["objective_cfg"],
+                   parameterization=diffusion["parameterization"],
                    use_eo=hparams["use_eo"], use_mask_channels=hparams["use_mask_channels"])
     amp_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
 
@@ -232,12 +238,16 @@ def main() -> None:
         net: Any = module.net
         if args.compile:
             net.compile()
-        opt = torch.optim.AdamW(net.parameters(), lr=float(train_cfg["lr"]), weight_decay=float(train_cfg["weight_decay"]))
+        opt = torch.optim.AdamW(
+            net.parameters(), lr=float(train_cfg["lr"]), weight_decay=float(train_cfg["weight_decay"])
+        )
         return net, module.schedule, opt, torch.Generator(device=device).manual_seed(0)
 
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
 
-    def bare_step(net: Any, schedule: Any, opt: torch.optim.Optimizer, gen: torch.Generator, b: dict[str, torch.Tensor]) -> None:
+    def bare_step(
+        net: Any, schedule: Any, opt: torch.optim.Optimizer, gen: torch.Generator, b: dict[str, torch.Tensor]
+    ) -> None:
         with autocast():
             loss, _ = training_loss(net, schedule, b, generator=gen, **loss_kw)  # type: ignore[arg-type]
         opt.zero_grad(set_to_none=True)
@@ -269,7 +279,9 @@ def main() -> None:
                 every = int(train_cfg["log_every_n_steps"])
                 callbacks = [EMA(float(train_cfg["ema_decay"])), NaNGuard(Path(tmp) / "last.ckpt"),
                              TQDMProgressBar(refresh_rate=every), *callbacks]
-                logger = L.pytorch.loggers.CSVLogger(tmp, name="logs", flush_logs_every_n_steps=int(train_cfg["checkpoint_every_n_steps"]))
+                logger = L.pytorch.loggers.CSVLogger(
+                    tmp, name="logs", flush_logs_every_n_steps=int(train_cfg["checkpoint_every_n_steps"])
+                )
             trainer = L.Trainer(
                 accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,  # type: ignore[arg-type]
                 max_steps=warmup + steps, logger=logger, enable_checkpointing=False, enable_progress_bar=production,
@@ -290,7 +302,9 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*validation_step.*")
-    cases: dict[str, Callable[[], float]] = {"bare PyTorch loop": bare, "Lightning fit (logging/checkpoints off)": lightning(False)}
+    cases: dict[str, Callable[[], float]] = {
+        "bare PyTorch loop": bare, "Lightning fit (logging/checkpoints off)": lightning(False)
+    }
     if not args.no_production_case and args.objective != "unet":
         cases["Lightning fit as train_model (EMA, NaN guard, CSV log, progress bar)"] = lightning(True)
     results: dict[str, list[float]] = {name: [] for name in cases}
@@ -354,7 +368,8 @@ def main() -> None:
                     + ([peak_mem[name]] if device.type == "cuda" else []))
     print(f"\nbatch {batch}; {steps} timed + {warmup} warm-up steps per round; {rounds} interleaved rounds; "
           f"samples/s best / median over rounds")
-    print(common.table(rows, ["case", "samples/s", "median", "TFLOP/s"] + (["peak GiB"] if device.type == "cuda" else [])))
+    columns = ["case", "samples/s", "median", "TFLOP/s"] + (["peak GiB"] if device.type == "cuda" else [])
+    print(common.table(rows, columns))
     print(f"one training step: {flops / 1e9:.2f} GFLOP (3 × forward) ({flops / batch / 1e9:.3f} per sample); measured "
           f"{'bf16' if matmul_dtype == torch.bfloat16 else 'fp32'} matmul rate {peak:.3g} TFLOP/s → "
           f"{rows[0][3] / peak:.1%} of it in the bare loop")
@@ -381,7 +396,8 @@ def main() -> None:
         tag = "lightning/bare" if "off" in name else "lightning_production/bare"
         goal = 1.10 if "off" in name else None
         paired = [b / r for b, r in zip(bare_rates, results[name])]
-        print(f"{tag} per round: {' '.join(f'{r:.3f}' for r in paired)}; best/best {max(bare_rates) / max(results[name]):.3f}")
+        print(f"{tag} per round: {' '.join(f'{r:.3f}' for r in paired)}; "
+              f"best/best {max(bare_rates) / max(results[name]):.3f}")
         print(common.ratio_line(f"{tag} (step time, median of paired rounds)", common.median(paired), goal))
     print(f"THROUGHPUT train_samples_per_s = {max(results['Lightning fit (logging/checkpoints off)']):.4g}")
 

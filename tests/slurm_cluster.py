@@ -26,7 +26,10 @@ DAEMONS = ("slurmd", "slurmctld", "munged")
 def missing_programs() -> list[str]:
     """The programs a local cluster needs that are not installed."""
     needed = ["munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol", "scancel"]
-    found = {p: shutil.which(p) or next((f"{d}/{p}" for d in ("/usr/sbin", "/sbin") if os.access(f"{d}/{p}", os.X_OK)), None) for p in needed}
+    found = {
+        p: shutil.which(p) or next((f"{d}/{p}" for d in ("/usr/sbin", "/sbin") if os.access(f"{d}/{p}", os.X_OK)), None)
+        for p in needed
+    }
     return [p for p, path in found.items() if path is None]
 
 
@@ -116,6 +119,8 @@ def start(
     # fake GPUs: any existing character device will do as a gres file
     fake = ["/dev/null", "/dev/zero", "/dev/full", "/dev/urandom", "/dev/random", "/dev/tty"][:gpus]
     (root / "gres.conf").write_text("".join(f"NodeName=localhost Name=gpu File={f}\n" for f in fake))
+    node = (f"NodeName=localhost NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={cpus} "
+            f"RealMemory={memory} Gres=gpu:{gpus} State=UNKNOWN")
     (root / "slurm.conf").write_text(f"""\
 ClusterName=depthdif-test
 SlurmctldHost=localhost
@@ -149,13 +154,14 @@ MinJobAge={min_job_age}
 KillWait={kill_wait}
 InactiveLimit=0
 {overrides}GresTypes=gpu
-NodeName=localhost NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} Gres=gpu:{gpus} State=UNKNOWN
+{node}
 PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
 """)
     env = {**os.environ, **cluster.env}
-    subprocess.run([_program("slurmctld"), "-c", "-f", str(cluster.conf)], check=True, env=env, capture_output=True, text=True)
-    subprocess.run([_program("slurmd"), "-f", str(cluster.conf), "-N", "localhost"], check=True, env=env, capture_output=True, text=True)
+    for daemon in ([_program("slurmctld"), "-c", "-f", str(cluster.conf)],
+                   [_program("slurmd"), "-f", str(cluster.conf), "-N", "localhost"]):
+        subprocess.run(daemon, check=True, env=env, capture_output=True, text=True)
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
@@ -164,7 +170,8 @@ PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
         if proc.returncode == 0 and state.startswith("idle"):
             return cluster
         time.sleep(1)
-    msg = f"local SLURM node not idle after {timeout:.0f}s (state {state!r})\n" + cluster.log("slurmctld")[-3000:] + cluster.log("slurmd")[-3000:]
+    msg = (f"local SLURM node not idle after {timeout:.0f}s (state {state!r})\n"
+           + cluster.log("slurmctld")[-3000:] + cluster.log("slurmd")[-3000:])
     stop(cluster)
     raise RuntimeError(msg)
 

@@ -26,7 +26,9 @@ SCRIPTS = {
     "dag": ["dry_run_seconds/15s"],
     "ambient_distances": ["median_withheld_distance_blocks/median_hidden_distance"],
     "synthetic_realism": ["oi_correlated_share/synthetic_real"],
+    "shard_checksums": ["verify/read", "write_with_checksums/write_without"],
     "gpu_suite": ["suite_seconds/budget", "lightning/bare", "ddim_step/forward", "loader_0workers/step"],
+    "xt_sensitivity": ["xt_sensitivity_uses_xt/low_noise"],
 }
 
 

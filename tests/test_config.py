@@ -39,8 +39,14 @@ def test_empty_config_is_the_schema_default() -> None:
         (lambda c: c["scenarios"]["tracks95"].update(mode="swath"), ["scenarios.tracks95.mode", "'swath'", "tracks"]),
         (lambda c: c["scenarios"].update(bad={"mode": "pixel"}), ["scenarios.bad", "fraction"]),
         (lambda c: c["model"]["diffusion"].update(schedule="sigmoid"), ["model.diffusion.schedule", "cosine"]),
-        (lambda c: c["patches"]["split"].update(fractions={"train": 0.5, "val": 0.1, "test": 0.1}), ["patches.split.fractions", "sum to 0.7"]),
-        (lambda c: c["data"].update(region={"lon_min": 0, "lon_max": 10, "lat_min": 30, "lat_max": 20}), ["data.region", "lat_min"]),
+        (
+            lambda c: c["patches"]["split"].update(fractions={"train": 0.5, "val": 0.1, "test": 0.1}),
+            ["patches.split.fractions", "sum to 0.7"],
+        ),
+        (
+            lambda c: c["data"].update(region={"lon_min": 0, "lon_max": 10, "lat_min": 30, "lat_max": 20}),
+            ["data.region", "lat_min"],
+        ),
         (lambda c: c["scenarios"].update(a={"mode": "argo", "fraction": 0.9}), ["scenarios.a.argo_paths"]),
         (lambda c: c["data"].update(source="netcdf"), ["data.netcdf.paths"]),
         (lambda c: c["data"].update(source="netcdf", netcdf={"paths": "a.nc"}), ["data.netcdf.eo_paths", "ostia"]),

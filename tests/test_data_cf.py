@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from depthdif.data import cf, periods
+from depthdif.data import cf, periods, regrid
 from depthdif.errors import ConfigError, DataError
 
 GLOBE = {"lon_min": -180.0, "lon_max": 180.0, "lat_min": -90.0, "lat_max": 90.0}
@@ -102,6 +102,6 @@ def test_fill_values_range_and_errors() -> None:
 def test_smooth_nan_keeps_mean_and_mask() -> None:
     field = np.full((9, 9), 5.0, dtype=np.float32)
     field[4, :3] = np.nan
-    out = cf.smooth_nan(field, 2.0)
+    out = regrid.smooth_nan(field, 2.0)
     assert np.array_equal(np.isnan(out), np.isnan(field))
     np.testing.assert_allclose(out[np.isfinite(out)], 5.0, atol=1e-5)

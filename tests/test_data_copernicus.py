@@ -10,8 +10,8 @@ import copernicusmarine
 import numpy as np
 import pytest
 import xarray as xr
-from data_helpers import sections
 
+from data_helpers import sections
 from depthdif.data import copernicus, synthetic
 from depthdif.errors import CredentialsError
 

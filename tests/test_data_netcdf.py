@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 import xarray as xr
-from data_helpers import sections
 
+from data_helpers import sections
 from depthdif.data import netcdf, synthetic
 from depthdif.errors import DataError
 

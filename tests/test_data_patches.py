@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from data_helpers import sections, write_thetao
 
+from data_helpers import sections, write_thetao
 from depthdif.data import patches
 from depthdif.errors import NoPatchesError
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from data_helpers import sections
 
+from data_helpers import sections
 from depthdif.data import index as index_mod
 from depthdif.data.split import assign_splits, block_counts
 from depthdif.errors import DataError

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from data_helpers import sections
 
+from data_helpers import sections
 from depthdif.data import synthetic
 from depthdif.data.patches import tile_nodata
 

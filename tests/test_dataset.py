@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from depthdif.dataset import ShardDataset, augment_params, load_arrays, patch_coords
+from depthdif.dataset import ShardDataset, augment_params, patch_coords
 from depthdif.errors import DataError
+from depthdif.shards import load_arrays
 from shard_factory import make_fields, make_shards
 
 torch.set_num_threads(1)

@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from depthdif.config import load_config
-
 from training_helpers import MODEL, OBJECTIVES, model_cfg, splits, train_cfg
 from workflow_runner import REPO, make_workdir, read_config, snakemake, write_config
 

@@ -10,7 +10,6 @@ from depthdif.diffusion import ConditionalUNet, count_parameters
 from depthdif.errors import ConfigError
 
 
-
 def _inputs(b: int = 2, c: int = 3, cond: int = 7, size: int = 16, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     return (

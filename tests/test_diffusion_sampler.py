@@ -94,14 +94,17 @@ def test_ddim_eta0_is_deterministic_and_follows_the_update() -> None:
     torch.testing.assert_close(out, spy.target + 0.3 * torch.tanh(spy.calls[1][0]))
 
 
-@pytest.mark.parametrize("parameterization", ["x0", "epsilon"])
+@pytest.mark.parametrize("parameterization", ["x0", "epsilon", "v"])
 def test_oracle_model_recovers_a_point_mass(parameterization: str) -> None:
-    """Data = one point x*: the exact x0 (or ε) predictor makes every sampler return x*."""
+    """Data = one point x*: the exact x0 (ε, v) predictor makes every sampler return x*."""
     schedule = NoiseSchedule(20, "cosine")
     target = _target(3)
 
     def oracle(x_t: Tensor, t: Tensor) -> Tensor:
-        return target if parameterization == "x0" else schedule.predict_eps_from_x0(x_t, t, target)
+        if parameterization == "x0":
+            return target
+        eps = schedule.predict_eps_from_x0(x_t, t, target)
+        return eps if parameterization == "epsilon" else schedule.predict_v(target, t, eps)
 
     gen = torch.Generator().manual_seed(0)
     for eta in (0.0, 1.0):
@@ -167,3 +170,25 @@ def test_members_helpers() -> None:
     assert grouped.shape == (2, 4, 3) and torch.equal(grouped[:, 2], x)
     with pytest.raises(ValueError, match="members"):
         split_members(rep, 3)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_v_output_gives_the_same_samples_as_the_equivalent_x0_output(sampler: str) -> None:
+    """A v-model and an x0-model that imply the same x̂0 sample the same fields (same noise)."""
+    schedule = NoiseSchedule(10, "cosine")
+    spy = SpyX0(_target(4))
+
+    def as_v(x_t: Tensor, t: Tensor) -> Tensor:
+        x0 = spy(x_t, t)
+        return schedule.predict_v(x0, t, schedule.predict_eps_from_x0(x_t, t, x0))
+
+    outs = []
+    for param, fn in (("x0", spy), ("v", as_v)):
+        gen = torch.Generator().manual_seed(6)
+        if sampler == "ddim":
+            outs.append(ddim_sample(fn, schedule, SHAPE, steps=4, eta=1.0, parameterization=param, generator=gen))
+        else:
+            outs.append(ddpm_sample(fn, schedule, SHAPE, parameterization=param, generator=gen))
+    torch.testing.assert_close(outs[1], outs[0], atol=2e-4, rtol=2e-4)
+    with pytest.raises(ValueError, match="'v'"):
+        ddim_sample(spy, schedule, SHAPE, steps=2, parameterization="x1")

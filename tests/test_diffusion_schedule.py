@@ -107,3 +107,18 @@ def test_bad_schedule_raises_config_error() -> None:
     with pytest.raises(ConfigError, match="model.diffusion.timesteps"):
         NoiseSchedule(1)
     assert issubclass(DiffusionConfigError, ValueError)
+
+
+def test_v_prediction_round_trip_and_snr() -> None:
+    """v = √ᾱ ε - √(1-ᾱ) x0 (Salimans & Ho); x0 and ε come back from (x_t, v); SNR = ᾱ/(1-ᾱ)."""
+    s = NoiseSchedule(50, "cosine")
+    gen = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(6, 2, 3, 3, generator=gen), torch.randn(6, 2, 3, 3, generator=gen)
+    t = torch.tensor([0, 1, 10, 25, 40, 49])
+    v = s.predict_v(x0, t, eps)
+    a = s.alphas_cumprod[t].reshape(-1, 1, 1, 1)
+    torch.testing.assert_close(v, a.sqrt() * eps - (1 - a).sqrt() * x0)
+    x_t = s.q_sample(x0, t, eps)
+    torch.testing.assert_close(s.predict_x0_from_v(x_t, t, v), x0, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s.predict_eps_from_v(x_t, t, v), eps, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s.snr(t), (a / (1 - a)).flatten())

@@ -45,12 +45,13 @@ def test_idw_hand_value_and_exact_at_observations() -> None:
     # x=1: weights 1/1^2 and 1/2^2 -> (0 + 3/4) / (5/4) = 0.6; x=2 symmetric -> 2.4
     np.testing.assert_allclose(pred.ravel(), [0.0, 0.6, 2.4, 3.0], rtol=1e-6)
     # power 1: x=1 -> (3/2) / (3/2) = 1.0
-    np.testing.assert_allclose(idw(values, observed, np.ones_like(observed), power=1.0).ravel()[1], 1.0, rtol=1e-6)
+    pred = idw(values, observed, np.ones_like(observed), power=1.0, neighbours=16)
+    np.testing.assert_allclose(pred.ravel()[1], 1.0, rtol=1e-6)
 
 
 def test_idw_is_exact_bounded_and_nan_off_the_valid_pixels() -> None:
     truth, observed, valid = sparse_case()
-    pred = idw(np.where(observed, truth, np.nan), observed, valid, neighbours=8)
+    pred = idw(np.where(observed, truth, np.nan), observed, valid, power=2.0, neighbours=8)
     np.testing.assert_allclose(pred[observed], truth[observed], rtol=1e-6)
     assert np.isnan(pred[~valid]).all() and np.isfinite(pred[valid]).all()
     for i in range(truth.shape[0]):  # a convex combination stays within the observed range
@@ -61,7 +62,7 @@ def test_idw_is_exact_bounded_and_nan_off_the_valid_pixels() -> None:
 def test_a_field_without_observations_gets_the_fill_value() -> None:
     truth, observed, valid = sparse_case()
     observed[1, 1] = False
-    pred = idw(np.where(observed, truth, np.nan), observed, valid, fill=[20.0, 7.5])
+    pred = idw(np.where(observed, truth, np.nan), observed, valid, power=2.0, neighbours=16, fill=[20.0, 7.5])
     np.testing.assert_allclose(pred[1, 1][valid[1, 1]], 7.5)
 
 
@@ -91,7 +92,7 @@ def test_oi_beats_idw_on_a_smooth_gp_like_field() -> None:
     obs = np.where(observed, truth, np.nan)
     hidden = metrics.hidden_mask(observed, valid)
     rmse_oi = metrics.rmse(oi(obs, observed, valid, params), truth, hidden)
-    rmse_idw = metrics.rmse(idw(obs, observed, valid), truth, hidden)
+    rmse_idw = metrics.rmse(idw(obs, observed, valid, power=2.0, neighbours=16), truth, hidden)
     assert rmse_oi < 0.6 * rmse_idw
 
 

@@ -19,6 +19,8 @@ from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
 SAMPLE = {
     "sampler": "ddim", "steps": 3, "eta": 0.0, "clamp_known_pixels": "renoise", "members": 3,
     "save_members": True, "batch_size": 4, "seed": 0,
+    "edm": {"sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0, "s_churn": 0.0, "s_min": 0.0, "s_max": None,
+            "s_noise": 1.0},
 }
 
 
@@ -40,7 +42,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def run(trained: dict[str, Path], tmp_path: Path, method: str = "standard", name: str = "s.nc", **cfg: object) -> Path:
     out = tmp_path / name
-    predict(trained[method], trained["test"], {**SAMPLE, **cfg}, method=method, scenario="tiny", out_nc=out, device="cpu")
+    predict(
+        trained[method], trained["test"], {**SAMPLE, **cfg}, method=method, scenario="tiny", out_nc=out, device="cpu"
+    )
     return out
 
 
@@ -54,7 +58,8 @@ def test_samples_netcdf_round_trip_with_exact_observed_pixels(trained: dict[str,
     np.testing.assert_allclose(ds["depth"].values, [0.5, 300.0])
     ckpt = load_checkpoint(trained["standard"])
     assert ds.attrs["config_hash"] == ckpt["config_hash"] and ds.attrs["checkpoint"] == str(trained["standard"])
-    assert (ds.attrs["method"], ds.attrs["scenario"], ds.attrs["sampler"], ds.attrs["steps"]) == ("standard", "tiny", "ddim", 3)
+    attrs = (ds.attrs["method"], ds.attrs["scenario"], ds.attrs["sampler"], ds.attrs["steps"])
+    assert attrs == ("standard", "tiny", "ddim", 3)
     assert ds.attrs["n_members"] == 3
 
     observed = ds["observed"].values.astype(bool)
@@ -108,7 +113,7 @@ def test_ddpm_runs_every_timestep(trained: dict[str, Path], tmp_path: Path) -> N
 
 
 def test_unet_is_deterministic(trained: dict[str, Path], tmp_path: Path) -> None:
-    cfg = {"batch_size": 3}  # the workflow passes only this to the unet
+    cfg = {**SAMPLE, "batch_size": 3}
     paths = [tmp_path / "u1.nc", tmp_path / "u2.nc"]
     for path in paths:
         predict(trained["unet"], trained["test"], cfg, method="unet", scenario="tiny", out_nc=path, device="cpu")

@@ -82,7 +82,9 @@ def test_user_files_are_expanded_relative_to_the_working_directory(
         user_file_sets(config)
     config["data"].update(source="netcdf", eo="surface", netcdf={"paths": ["in/*.nc"]})
     config["scenarios"]["argo1"]["argo_paths"] = ["in/a.nc"]
-    assert user_file_sets(config) == {"data.netcdf.paths": ["in/a.nc", "in/b.nc"], "scenarios.argo1.argo_paths": ["in/a.nc"]}
+    assert user_file_sets(config) == {
+        "data.netcdf.paths": ["in/a.nc", "in/b.nc"], "scenarios.argo1.argo_paths": ["in/a.nc"]
+    }
 
 
 def test_checksum_file_changes_with_the_content_even_when_the_mtime_is_kept(

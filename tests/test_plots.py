@@ -19,7 +19,8 @@ from shard_factory import make_shards
 
 CFG = {"examples": 2, "dpi": 60}
 AMBIENT = {"further_drop_prob": 0.3, "min_kept_observed_pixels": 4, "shared_spatial_mask": True,
-           "mask_noisy_branch": False, "require_x0_parameterization": True}
+           "mask_noisy_branch": False, "require_x0_parameterization": True,
+           "further_drop_pattern": "pixels", "further_drop_block_px": 8}
 
 
 
@@ -81,12 +82,12 @@ def test_metric_line_plots(tmp_path: Path) -> None:
             csvs.append(tmp_path / f"{scenario}_{method}.csv")
             write_scores(score_samples(nc, scenario=scenario, method=method), csvs[-1])
     write_scores(summarize(csvs), tmp_path / "summary.csv")
-    plots.metrics_vs_fraction(tmp_path / "summary.csv", {"pixel90": 0.9, "tracks95": 0.95}, tmp_path / "frac.png")
+    plots.metrics_vs_fraction(tmp_path / "summary.csv", {"pixel90": 0.9, "tracks95": 0.95}, tmp_path / "frac.png", CFG)
     plots.rmse_by_depth(tmp_path / "summary.csv", tmp_path / "depth.png", CFG)
     check_png(tmp_path / "frac.png")
     check_png(tmp_path / "depth.png")
     with pytest.raises(DataError, match="tracks95"):
-        plots.metrics_vs_fraction(tmp_path / "summary.csv", {"pixel90": 0.9}, tmp_path / "bad.png")
+        plots.metrics_vs_fraction(tmp_path / "summary.csv", {"pixel90": 0.9}, tmp_path / "bad.png", CFG)
 
 
 def test_training_curves_from_lightning_csv(tmp_path: Path) -> None:
@@ -105,7 +106,7 @@ def test_training_curves_from_lightning_csv(tmp_path: Path) -> None:
     check_png(tmp_path / "curves.png")
     (tmp_path / "bad.csv").write_text("epoch,loss\n0,1.0\n")
     with pytest.raises(DataError, match="bad.csv"):
-        plots.training_curves({"bad": tmp_path / "bad.csv"}, tmp_path / "x.png")
+        plots.training_curves({"bad": tmp_path / "bad.csv"}, tmp_path / "x.png", CFG)
 
 
 def test_calibration_and_power_spectra(tmp_path: Path, samples: dict[str, Path]) -> None:

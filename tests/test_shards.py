@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from depthdif.dataset import ShardDataset, load_arrays
+from depthdif.data.occlusion import write_split_shards
+from depthdif.dataset import ShardDataset
 from depthdif.errors import ConfigError, DataError, NoPatchesError
 from depthdif.io import write_json
 from depthdif.masks import make_mask
-from depthdif.shards import read_manifest, save_shards, write_split_shards
+from depthdif.shards import load_arrays, read_manifest, save_shards, verify_shards
 
 
 def _arrays(n: int = 5, c: int = 2, h: int = 4) -> dict[str, np.ndarray]:
@@ -39,7 +40,9 @@ def test_layout_manifest_and_dtypes(tmp_path: Path) -> None:
                 mask_cfg={"mode": "pixel", "fraction": 0.75}, shard_size=2)
     m = read_manifest(out)
     assert m["n"] == 5 and m["shard_size"] == 2 and m["channels"] == 2 and m["size"] == 4
-    assert m["shards"] == [{"name": "shard-0000", "n": 2}, {"name": "shard-0001", "n": 2}, {"name": "shard-0002", "n": 1}]
+    assert [{k: s[k] for k in ("name", "n")} for s in m["shards"]] == [
+        {"name": "shard-0000", "n": 2}, {"name": "shard-0001", "n": 2}, {"name": "shard-0002", "n": 1}
+    ]
     assert m["depth"] == [0.5, 50.0] and m["stats"] == stats and m["has_eo"] is True
     assert m["mask"] == {"mode": "pixel", "fraction": 0.75} and m["scenario"] == "s" and m["split"] == "train"
     assert m["observed_fraction"] == pytest.approx(0.25) and m["hidden_fraction"] == pytest.approx(0.75)
@@ -70,6 +73,39 @@ def test_read_manifest_errors(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("{bad")
     with pytest.raises(DataError, match="not valid JSON"):
         read_manifest(tmp_path)
+
+
+def test_verify_shards_catches_a_same_size_change_and_names_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "shards" / "s" / "test"
+    save_shards(out, _arrays(), scenario="s", split="test", stats={"mean": [0.0, 0.0], "std": [1.0, 1.0]},
+                depth=[0.5, 50.0], mask_cfg={"mode": "pixel", "fraction": 0.75}, shard_size=2)
+    manifest = read_manifest(out)
+    assert set(manifest["shards"][1]["sha256"]) == {"y", "y_valid", "x", "x_valid", "land", "eo", "lat", "lon",
+                                                    "time", "patch_id"}
+    assert verify_shards(out) == manifest
+    target = out / "shard-0001" / "y.npy"
+    data = bytearray(target.read_bytes())
+    data[-3] ^= 0x01  # one bit of the last value: same size, still a valid .npy
+    target.write_bytes(bytes(data))
+    assert np.load(target).shape == (2, 2, 4, 4)  # the file still loads: only the checksum catches it
+    with pytest.raises(DataError, match=r"shard-0001/y\.npy changed after it was written") as caught:
+        verify_shards(out)
+    assert "rerun rule make_shards" in str(caught.value)
+    target.unlink()
+    with pytest.raises(DataError, match=r"cannot read shard array .*shard-0001/y\.npy"):
+        verify_shards(out)
+
+
+def test_verify_shards_accepts_a_manifest_without_checksums(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "old"
+    save_shards(out, _arrays(), scenario="s", split="test", stats={"mean": [0.0, 0.0], "std": [1.0, 1.0]},
+                depth=[0.5, 50.0], mask_cfg={}, shard_size=5)
+    manifest = read_manifest(out)
+    del manifest["shards"][0]["sha256"]
+    write_json(out / "manifest.json", manifest)
+    with caplog.at_level("WARNING", logger="depthdif.shards"):
+        assert verify_shards(out) == manifest
+    assert "no checksums" in caplog.text
 
 
 # --- write_split_shards on a hand-built patch set (contract "Patches") ---------------------
@@ -161,14 +197,16 @@ def test_write_split_shards_errors(patch_set: dict) -> None:
         write_split_shards(patch_set["index"], patch_set["stats"], patch_set["files"][:1], "px", cfg, "test", 4,
                            patch_set["out"] / "test")
     with pytest.raises(ConfigError, match="argo_paths"):
-        write_split_shards(*args[:4], {"mode": "argo", "fraction": 0.9, "argo_paths": []}, "test", 4,
+        write_split_shards(*args[:4], {"mode": "argo", "fraction": 0.9, "seed": 0, "argo_paths": []}, "test", 4,
                            patch_set["out"] / "test")
 
 
 def test_write_split_shards_argo(patch_set: dict, real_data_dir: Path) -> None:
     cfg = {"mode": "argo", "fraction": 0.9, "seed": 1, "argo_paths": [str(real_data_dir / "argo" / "*_prof.nc")]}
     out = patch_set["out"] / "argo" / "test"
-    summary = write_split_shards(patch_set["index"], patch_set["stats"], patch_set["files"], "argo", cfg, "test", 4, out)
+    summary = write_split_shards(
+        patch_set["index"], patch_set["stats"], patch_set["files"], "argo", cfg, "test", 4, out
+    )
     assert summary["n"] == 2 and abs(summary["hidden_fraction"] - 0.9) < 0.01
     arrays = load_arrays(out)
     assert np.all(arrays["x_valid"] <= arrays["y_valid"]) and arrays["x_valid"][:, 0].sum() > 0

@@ -87,7 +87,8 @@ def derived_profile(folder: Path, configfile: Path, train_gpus: int = 1) -> Path
 
 def run(workdir: Path, profile: Path, cluster: slurm_cluster.Cluster, *targets: str, on_line=None, timeout: int = 600):
     """snakemake --profile <profile> TARGETS in workdir; returns (returncode, output)."""
-    cmd = [SNAKEMAKE, *targets, "--profile", str(profile), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    cmd = [SNAKEMAKE, *targets, "--profile", str(profile)]
+    cmd += ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
     env = {**os.environ, **cluster.env, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -170,7 +171,9 @@ def test_tiny_workflow_on_local_slurm(cluster: slurm_cluster.Cluster, tmp_path: 
         for _, slurm_id, log in SUBMITTED.findall(line):
             if "rule_train_model" in log and "tracks90_standard" in log and not cancelled:
                 cancelled["id"] = slurm_id
-                threading.Thread(target=_scancel_after_checkpoint, args=(slurm_id, state, env, cancelled), daemon=True).start()
+                threading.Thread(
+                    target=_scancel_after_checkpoint, args=(slurm_id, state, env, cancelled), daemon=True
+                ).start()
 
     rc, out = run(workdir, profile, cluster, "evaluate", on_line=cancel_training)
     assert rc == 0, out[-6000:]
@@ -180,7 +183,8 @@ def test_tiny_workflow_on_local_slurm(cluster: slurm_cluster.Cluster, tmp_path: 
     # --- what went where: count the sbatch submissions per rule (both tiny runs)
     subs = submissions(out_fail) + submissions(out)
     counts = Counter(rule for rule, _ in subs)
-    assert counts["group_periods_extract_patches"] == 1 and "extract_patches" not in counts, counts  # 2 periods: one group
+    # 2 periods: one group
+    assert counts["group_periods_extract_patches"] == 1 and "extract_patches" not in counts, counts
     assert counts["gather_patches"] == 1 and counts["make_shards"] == 6, counts
     assert counts["train_model"] == 2 + 6 + 1, counts  # failed unet x2, six models, the retry after SIGTERM
     assert counts["sample_model"] == 6 and counts["run_baseline"] == 4, counts

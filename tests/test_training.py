@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
-from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
 
 from depthdif.diffusion import DiffusionConfigError
 from depthdif.errors import TrainingError
@@ -22,6 +21,7 @@ from depthdif.training import module as module_mod
 from depthdif.training.callbacks import EMA
 from depthdif.training.datamodule import ShardDataModule
 from depthdif.training.module import DepthDifModule
+from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,9 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return splits(tmp_path_factory.mktemp("shards"))
 
 
-def fit(shards: dict[str, Path], root: Path, objective: str = "standard", model: dict | None = None, **train: object) -> dict:
+def fit(
+    shards: dict[str, Path], root: Path, objective: str = "standard", model: dict | None = None, **train: object
+) -> dict:
     return train_fn(objective, model or model_cfg(), OBJECTIVES[objective], train_cfg(**train), shards, root)
 
 
@@ -64,7 +66,8 @@ def test_fit_writes_outputs_then_resume_continues_exactly(shards: dict[str, Path
     train_rows = metrics.dropna(subset=["train/loss"])
     assert train_rows["step"].tolist() == list(range(8))
     assert metrics["val/rmse"].notna().sum() == 2  # validations at steps 4 and 8
-    assert {"lr", "train/observed_fraction", "train/kept_fraction", "train/field_std", "val/psnr", "val/ssim"} <= set(metrics)
+    logged = {"lr", "train/observed_fraction", "train/kept_fraction", "train/field_std", "val/psnr", "val/ssim"}
+    assert logged <= set(metrics)
     assert 0.0 < metrics["val/rmse"].dropna().iloc[-1] < 10.0  # degC on ~3 degC fields
 
     # an uninterrupted 8-step run ends with the same weights (epoch-boundary resume is exact)
@@ -172,7 +175,8 @@ def test_ema_update_matches_averaged_model() -> None:
                 p.add_(torch.randn_like(p))
         ema._update_average(net)  # type: ignore[arg-type]
         reference.update_parameters(net)
-        assert all(torch.equal(a, b) for a, b in zip(ema._average_model.state_dict().values(), reference.state_dict().values()))
+        pairs = zip(ema._average_model.state_dict().values(), reference.state_dict().values())
+        assert all(torch.equal(a, b) for a, b in pairs)
     assert int(ema._average_model.n_averaged) == 3
 
 
@@ -222,7 +226,8 @@ def test_merge_metrics_drops_rows_an_interrupted_run_redid(tmp_path: Path) -> No
     for version, (start, steps) in enumerate([(0, range(0, 6)), (4, range(4, 8))]):
         folder = tmp_path / f"version_{version}"
         folder.mkdir()
-        pd.DataFrame({"step": list(steps), "train/loss": [float(version)] * len(steps)}).to_csv(folder / "metrics.csv", index=False)
+        curve = pd.DataFrame({"step": list(steps), "train/loss": [float(version)] * len(steps)})
+        curve.to_csv(folder / "metrics.csv", index=False)
         write_json(folder / "run.json", {"start_step": start})
     merged = pd.read_csv(merge_metrics(tmp_path, tmp_path / "metrics.csv"))
     assert merged["step"].tolist() == list(range(8))
@@ -248,7 +253,7 @@ def test_residual_model_exports_its_first_guess_when_validation_never_improves(
     """select=best_val with the OI frame: the starting weights (output layer at zero, i.e. the
     first guess) are a candidate; a run that only makes validation worse exports them."""
     model = {**model_cfg(), "first_guess": {"method": "oi", "covariance": "matern32", "max_fit_patches": 8,
-                                            "residual_scale": "constant"}}
+                                            "residual_scale": "constant", "nugget": "fitted"}}
     # a destructive learning rate: every step makes the model worse than its start
     result = fit(shards, tmp_path / objective, objective, model=model, max_steps=4, lr=0.3,
                  select="best_val", val_every_n_steps=2)
@@ -263,3 +268,30 @@ def test_residual_model_exports_its_first_guess_when_validation_never_improves(
     ok = fit(shards, tmp_path / f"{objective}_ok", objective, model=model, max_steps=4, select="best_val",
              val_every_n_steps=2)
     assert ok["selected_step"] in (0, 2, 4)
+
+
+def test_best_weights_needs_the_margin_to_leave_the_starting_weights() -> None:
+    """BestWeights(margin): step 0 (the sanity check) sets the reference; a trained step wins only
+    when its score is below start × (1 - margin); among those, the lowest wins."""
+    from types import SimpleNamespace
+
+    from depthdif.training.callbacks import BestWeights
+
+    def run(margin: float, scores: list[tuple[int, float]]) -> BestWeights:
+        best = BestWeights(margin)
+        for step, loss in scores:
+            net = torch.nn.Linear(1, 1)
+            torch.nn.init.constant_(net.weight, float(step))
+            module = SimpleNamespace(mean_val_loss=lambda loss=loss: loss, net=net)
+            best.on_validation_epoch_end(SimpleNamespace(global_step=step), module)  # type: ignore[arg-type]
+        return best
+
+    scores = [(0, 1.0), (2, 0.99), (4, 0.985), (6, 1.2)]
+    assert run(0.02, scores).best_step == 0  # 1.5 % better: within the margin
+    assert run(0.0, scores).best_step == 4
+    picked = run(0.02, [*scores, (8, 0.97), (10, 0.975)])
+    assert picked.best_step == 8 and picked.best_loss == 0.97
+    assert float(picked.best_state["weight"].item()) == 8.0  # type: ignore[index]
+    restored = BestWeights(0.02)
+    restored.load_state_dict(picked.state_dict())
+    assert restored.start_loss == 1.0 and restored.best_step == 8

@@ -140,6 +140,12 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
             "config key 'data.netcdf.eo_paths': data.eo is 'ostia' with the netcdf source but no "
             "SST files are given; set a path or glob, or use data.eo 'surface' or 'none'."
         )
+    if "oi_eo" in config["evaluate"]["methods"] and data["eo"] == "none":
+        raise ConfigError(
+            "config keys 'evaluate.methods' and 'data.eo': evaluate.methods includes 'oi_eo', a regression "
+            "of each level on the EO plus OI of the residuals, but data.eo is 'none' (no EO in the shards); "
+            "set data.eo to 'surface' or 'ostia', or remove oi_eo from evaluate.methods."
+        )
     params = config["model"]["diffusion"]["parameterization"]
     if params == "epsilon" and config["objectives"]["ambient"]["require_x0_parameterization"]:
         # Only fatal for the ambient objective; the trainer raises when it is actually used.

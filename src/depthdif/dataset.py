@@ -14,32 +14,14 @@ from torch.utils.data import Dataset
 
 from depthdif.errors import DataError
 from depthdif.io import seed_for
-from depthdif.shards import ARRAY_SPECS, read_manifest
+from depthdif.shards import load_array, load_arrays, read_manifest
+
+# load_arrays lives in depthdif.shards; the name stays here for the callers that import it from this module
+__all__ = ["META", "SPATIAL", "ShardDataset", "augment_params", "load_arrays", "patch_coords"]
 
 #: per-sample spatial arrays returned as float32 tensors
 SPATIAL = ("y", "y_valid", "x", "x_valid", "land", "eo")
 META = ("lat", "lon", "time", "patch_id")
-
-
-def _load(path: Path, mmap: bool) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read shard array {path} ({exc}); delete the shard folder and rerun") from exc
-
-
-def _names(manifest: dict[str, Any]) -> list[str]:
-    return [k for k in ARRAY_SPECS if k != "eo" or manifest["has_eo"]]
-
-
-def load_arrays(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """All shards of `folder` concatenated along the sample axis (contract names/dtypes)."""
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    return {
-        name: np.concatenate([_load(folder / s["name"] / f"{name}.npy", mmap=False) for s in manifest["shards"]])
-        for name in _names(manifest)
-    }
 
 
 def patch_coords(lat: np.ndarray, lon: np.ndarray, time: np.ndarray) -> np.ndarray:
@@ -103,10 +85,12 @@ class ShardDataset(Dataset):
         self._shards: list[dict[str, np.ndarray]] | None = None
         sizes = [len(s["y"]) for s in self._open()]
         if sizes != [s["n"] for s in self.manifest["shards"]] or sum(sizes) != self.manifest["n"]:
-            raise DataError(f"{self.folder}: shard sizes {sizes} disagree with manifest.json; rerun the shards rule")
+            raise DataError(f"{self.folder}: shard sizes {sizes} disagree with manifest.json; "
+                            "delete the folder and rerun rule make_shards")
         self._starts = np.cumsum([0, *sizes])
+        shards = self.manifest["shards"]
         meta = {
-            k: np.concatenate([_load(self.folder / s["name"] / f"{k}.npy", mmap=False) for s in self.manifest["shards"]])
+            k: np.concatenate([load_array(self.folder / s["name"] / f"{k}.npy", mmap=False) for s in shards])
             for k in META
         }
         self.lat: np.ndarray = meta["lat"]
@@ -119,7 +103,7 @@ class ShardDataset(Dataset):
         """Memory maps of every shard, opened lazily (again in each DataLoader worker)."""
         if self._shards is None:
             self._shards = [
-                {k: _load(self.folder / s["name"] / f"{k}.npy", mmap=True) for k in self._spatial}
+                {k: load_array(self.folder / s["name"] / f"{k}.npy", mmap=True) for k in self._spatial}
                 for s in self.manifest["shards"]
             ]
         return self._shards

@@ -14,18 +14,13 @@ from torch.utils.data import DataLoader
 from depthdif.dataset import ShardDataset
 from depthdif.errors import ConfigError, DataError
 from depthdif.io import seed_for
+from depthdif.reconstruction import build_model, build_prior, reconstruct
 from depthdif.samples import write_samples
-from depthdif.training.module import build_model, build_prior, denormalise, reconstruct
+from depthdif.shards import denormalise
 
 log = logging.getLogger("depthdif.inference")
 
 #: sample-section defaults (the unet rule passes only batch_size)
-SAMPLE_DEFAULTS: dict[str, Any] = {
-    "sampler": "ddim", "steps": 25, "eta": 0.0, "clamp_known_pixels": "renoise", "members": 4,
-    "save_members": True, "batch_size": 64, "seed": 0,
-}
-
-
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """model.ckpt written by `depthdif.training.train` (plain dict, loaded with weights_only=True)."""
     try:
@@ -54,7 +49,7 @@ def predict(
     member std (ddof=1; 0 for one member), both de-normalised with the checkpoint's stats.
     With clamping, observed pixels equal the truth exactly. Deterministic given sample.seed.
     """
-    cfg = {**SAMPLE_DEFAULTS, **dict(sample_cfg)}
+    cfg = dict(sample_cfg)  # the validated `sample` section (the schema fills every key)
     ckpt = load_checkpoint(checkpoint)
     hp = ckpt["hparams"]
     if device == "auto":
@@ -86,7 +81,7 @@ def predict(
         generator = torch.Generator(device=dev).manual_seed(seed_for("sample", cfg["seed"], scenario, method, done))
         out = reconstruct(
             net, schedule, batch, hp, sampler=str(cfg["sampler"]), steps=int(cfg["steps"]), eta=float(cfg["eta"]),
-            clamp=clamp, members=k, generator=generator, prior=prior, clamp_final=False,
+            clamp=clamp, members=k, generator=generator, prior=prior, clamp_final=False, edm_sampling=cfg["edm"],
         )  # (B, K, C, H, W) normalised, the model's own values at A
         known = batch["x_valid"] > 0.5
         # the unclamped members' RMSE at the observations (normalised units; de-normalised below)
@@ -115,9 +110,10 @@ def predict(
 
     stats = hp["stats"]
     scale = np.asarray(stats["std"], np.float32)[None, :, None, None]
-    sampler = "deterministic" if deterministic else str(cfg["sampler"])
+    edm_model = hp["model_cfg"]["diffusion"].get("formulation", "ddpm") == "edm"
+    sampler = "deterministic" if deterministic else "edm_heun" if edm_model else str(cfg["sampler"])
     timesteps = int(hp["model_cfg"]["diffusion"]["timesteps"])
-    steps = 1 if deterministic else int(cfg["steps"]) if sampler == "ddim" else timesteps
+    steps = 1 if deterministic else int(cfg["steps"]) if sampler in ("ddim", "edm_heun") else timesteps
     write_samples(
         out_nc,
         pred=denormalise(arrays["mean"], stats, 1),
@@ -149,7 +145,8 @@ def _check_data(dataset: ShardDataset, hp: Mapping[str, Any], checkpoint: Any) -
     where = f"{dataset.folder} vs {checkpoint}"
     if dataset.channels != hp["channels"] or list(map(float, dataset.manifest["depth"])) != list(hp["depth"]):
         raise DataError(f"{where}: depth levels differ; retrain on shards of the current data.depth_levels")
-    if dataset.manifest["stats"]["mean"] != hp["stats"]["mean"] or dataset.manifest["stats"]["std"] != hp["stats"]["std"]:
+    stats = dataset.manifest["stats"]
+    if stats["mean"] != hp["stats"]["mean"] or stats["std"] != hp["stats"]["std"]:
         raise DataError(f"{where}: normalisation stats differ (other train split); retrain the model")
     if hp["use_eo"] and not dataset.has_eo:
         raise ConfigError(f"{where}: the model is conditioned on EO but the test shards have none (data.eo)")

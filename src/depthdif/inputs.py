@@ -13,7 +13,6 @@ changed content reruns exactly the jobs that read it. Checksums are cached by
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from depthdif.errors import ConfigError
+from depthdif.io import sha256_file
 from depthdif.params import write_if_changed
 
 INPUTS_DIR = "resources/inputs"
@@ -50,7 +50,9 @@ def expand_user_files(spec: str | Sequence[str], key: str) -> list[str]:
             matches = [pattern]
         for match in matches:
             if not Path(match).is_file():
-                raise ConfigError(f"config key '{key}': file {match!r} does not exist (working directory {os.getcwd()}).")
+                raise ConfigError(
+                    f"config key '{key}': file {match!r} does not exist (working directory {os.getcwd()})."
+                )
             if match not in found:
                 found.append(match)
     return found
@@ -73,14 +75,6 @@ def user_file_sets(config: Mapping[str, Any]) -> dict[str, list[str]]:
 
 def checksum_path(key: str, folder: str | os.PathLike[str] = INPUTS_DIR) -> str:
     return str(Path(folder) / f"{key}.sha256")
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _stat_key(path: str) -> list[int]:
@@ -108,7 +102,7 @@ def write_checksums(sets: Mapping[str, Sequence[str]], folder: str | os.PathLike
             absolute = os.path.abspath(path)
             stat = _stat_key(path)
             entry = cache.get(absolute)
-            digest = entry[1] if entry and entry[0] == stat else _sha256(path)
+            digest = entry[1] if entry and entry[0] == stat else sha256_file(path)
             fresh[absolute] = [stat, digest]
             lines.append(f"{digest}  {path}\n")
         target = checksum_path(key, folder)

@@ -1,4 +1,4 @@
-"""Small I/O helpers: atomic outputs, deterministic seeds, JSON, config hashes."""
+"""Small I/O helpers: atomic outputs, deterministic seeds, JSON, config and file hashes."""
 
 from __future__ import annotations
 
@@ -50,6 +50,12 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

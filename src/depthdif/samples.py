@@ -11,6 +11,10 @@ import xarray as xr
 
 from depthdif.io import atomic_output
 
+#: global attribute: "gaussian" when thetao_std is the std of a Gaussian predictive distribution
+#: N(thetao_pred, thetao_std^2) (oi, oi_eo), scored with the closed-form Gaussian CRPS
+PREDICTIVE_ATTR = "predictive"
+
 
 def write_samples(
     path: str | os.PathLike[str],
@@ -29,21 +33,27 @@ def write_samples(
     members: np.ndarray | None = None,
     observed_rmse: np.ndarray | None = None,
     attrs: Mapping[str, Any] | None = None,
+    std_long_name: str | None = None,
 ) -> None:
     """Write CF netCDF reconstructions in degC.
 
     Shapes: pred/truth/observed/valid/std (N,C,H,W); members (N,K,C,H,W); land (N,H,W);
     depth (C,); lat (N,H); lon (N,W); time (N,) seconds since epoch; patch_id (N,);
     observed_rmse (N,C): the model's own (unclamped) RMSE at the observations, if it clamps.
-    Predictions and truth become NaN where not `valid`.
+    Predictions and truth become NaN where not `valid`. `std_long_name` describes `std` when it is
+    not an ensemble std (e.g. a Gaussian predictive std).
     """
     valid_b = valid.astype(bool)
     nan_where_invalid = lambda a: np.where(valid_b, a, np.nan).astype(np.float32)  # noqa: E731
     dims = ("patch", "depth", "y", "x")
     std = np.zeros_like(pred) if std is None else std
     data_vars: dict[str, Any] = {
-        "thetao_pred": (dims, nan_where_invalid(pred), _units("degC", "reconstructed sea water potential temperature (ensemble mean)")),
-        "thetao_std": (dims, nan_where_invalid(std), _units("degC", "ensemble standard deviation")),
+        "thetao_pred": (
+            dims,
+            nan_where_invalid(pred),
+            _units("degC", "reconstructed sea water potential temperature (ensemble mean)"),
+        ),
+        "thetao_std": (dims, nan_where_invalid(std), _units("degC", std_long_name or "ensemble standard deviation")),
         "thetao_true": (dims, nan_where_invalid(truth), _units("degC", "true sea water potential temperature")),
         "observed": (dims, observed.astype(np.int8), _units("1", "observation mask A (1 = observed)")),
         "valid": (dims, valid.astype(np.int8), _units("1", "ocean at this depth (1 = valid)")),
@@ -64,9 +74,15 @@ def write_samples(
     ds = xr.Dataset(
         data_vars,
         coords={
-            "depth": ("depth", np.asarray(depth, np.float32), {"units": "m", "positive": "down", "standard_name": "depth"}),
-            "latitude": (("patch", "y"), np.asarray(lat, np.float32), {"units": "degrees_north", "standard_name": "latitude"}),
-            "longitude": (("patch", "x"), np.asarray(lon, np.float32), {"units": "degrees_east", "standard_name": "longitude"}),
+            "depth": (
+                "depth", np.asarray(depth, np.float32), {"units": "m", "positive": "down", "standard_name": "depth"}
+            ),
+            "latitude": (
+                ("patch", "y"), np.asarray(lat, np.float32), {"units": "degrees_north", "standard_name": "latitude"}
+            ),
+            "longitude": (
+                ("patch", "x"), np.asarray(lon, np.float32), {"units": "degrees_east", "standard_name": "longitude"}
+            ),
             "time": ("patch", np.asarray(time, "int64").astype("datetime64[s]").astype("datetime64[ns]")),
             "patch_id": ("patch", np.asarray(patch_id).astype(str)),
         },

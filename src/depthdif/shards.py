@@ -1,4 +1,4 @@
-"""Occlusion shards: a folder of memory-mappable .npy arrays plus manifest.json.
+"""Occlusion shards on disk: a folder of memory-mappable .npy arrays plus manifest.json.
 
 Layout (docs/architecture.md, "Shards")::
 
@@ -6,22 +6,31 @@ Layout (docs/architecture.md, "Shards")::
     {out_dir}/shard-0000/{y,y_valid,x,x_valid,land,eo?,lat,lon,time,patch_id}.npy
 
 The whole folder is written atomically (`depthdif.io.atomic_output` on the directory).
+The manifest records the sha256 of every array file; a job that reads shards checks them
+once at its start (`verify_shards`). Values are in normalised units, y_n = (y - mean) / std
+with the train statistics in the manifest (`normalise`, `denormalise`, `load_degc`).
+Building the shards of a scenario from the patch files: `depthdif.data.occlusion`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from depthdif.errors import ConfigError, DataError, NoPatchesError
-from depthdif.io import atomic_output, read_json, write_json
+from depthdif.errors import DataError
+from depthdif.io import atomic_output, read_json, sha256_file, write_json
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+#: what to do about a shard folder that is broken or changed after it was written
+RERUN = "delete the folder and rerun rule make_shards (e.g. snakemake --forcerun make_shards)"
 
 #: name -> (dtype, number of dims) of every shard array; `eo` is optional.
 ARRAY_SPECS: dict[str, tuple[np.dtype, int]] = {
@@ -75,7 +84,7 @@ def _as_contract(name: str, arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=dtype)
 
 
-class _ShardWriter:
+class ShardWriter:
     """Accumulate sample chunks and flush every `shard_size` samples into shard-k/ folders.
 
     Memory is bounded by one shard plus the chunk being added.
@@ -124,9 +133,12 @@ class _ShardWriter:
             return
         name = shard_name(len(self.shards))
         (self.folder / name).mkdir(parents=True)
+        sha256 = {}
         for key in self.buffer[0]:
-            np.save(self.folder / name / f"{key}.npy", np.concatenate([b[key] for b in self.buffer]), allow_pickle=False)
-        self.shards.append({"name": name, "n": self.buffered})
+            path = self.folder / name / f"{key}.npy"
+            np.save(path, np.concatenate([b[key] for b in self.buffer]), allow_pickle=False)
+            sha256[key] = sha256_file(path)
+        self.shards.append({"name": name, "n": self.buffered, "sha256": sha256})
         self.buffer, self.buffered = [], 0
 
     def finish(self, **manifest: Any) -> dict[str, Any]:
@@ -168,12 +180,12 @@ def save_shards(
     `observed_fraction` = mean over samples of |surface observed| / |surface ocean|.
     """
     with atomic_output(out_dir) as tmp:
-        writer = _ShardWriter(tmp, shard_size)
+        writer = ShardWriter(tmp, shard_size)
         writer.add(arrays)
-        writer.finish(**_manifest_head(scenario, split, stats, depth, mask_cfg))
+        writer.finish(**manifest_head(scenario, split, stats, depth, mask_cfg))
 
 
-def _manifest_head(
+def manifest_head(
     scenario: str, split: str, stats: Mapping[str, Any], depth: Iterable[float], mask_cfg: Mapping[str, Any]
 ) -> dict[str, Any]:
     return {
@@ -189,147 +201,133 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """Read `{folder}/manifest.json` (DataError when the folder is not a shard folder)."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise DataError(f"{path} not found: {folder} is not a shard folder; rerun the shards rule")
+        raise DataError(f"{path} not found: {folder} is not a shard folder; rerun rule make_shards")
     try:
         manifest = read_json(path)
     except ValueError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); delete {folder} and rerun the shards rule") from exc
+        raise DataError(f"{path} is not valid JSON ({exc}); {RERUN}") from exc
     for key in ("n", "shards", "channels", "size", "stats", "has_eo"):
         if key not in manifest:
-            raise DataError(f"{path} lacks key {key!r}; delete {folder} and rerun the shards rule")
+            raise DataError(f"{path} lacks key {key!r}; {RERUN}")
     return manifest
 
 
-def _load_period(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read patch file {path} ({exc}); rerun the patches rule") from exc
+def verify_shards(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check every array file of a shard folder against the sha256 in its manifest; return the manifest.
 
-
-def _read_split_rows(index_path: Path, split: str) -> pd.DataFrame:
-    try:
-        index = pd.read_parquet(index_path, columns=["patch_id", "period", "split"])
-    except Exception as exc:  # pyarrow raises several unrelated types
-        raise DataError(f"cannot read patch index {index_path} ({exc}); rerun the patches rule") from exc
-    rows = index[index["split"] == split].sort_values("patch_id", kind="stable").reset_index(drop=True)
-    if rows.empty:
-        counts = index["split"].value_counts().to_dict()
-        raise NoPatchesError(
-            f"no patch of split {split!r} in {index_path} (patches per split: {counts}); "
-            "raise patches.split.fractions." + split + ", lower patches.split.block_px, or enlarge data.region"
-        )
-    return rows
-
-
-def _normalise_period(
-    data: dict[str, np.ndarray],
-    sel: np.ndarray,
-    stats: Mapping[str, Any],
-    observed: np.ndarray,
-    path: Path,
-) -> dict[str, np.ndarray]:
-    """Contract arrays for patches `sel` of one period file: y_n = (y-mean)/std (0 invalid), x = A * y_n."""
-    y = data["y"][sel].astype(np.float32)
-    valid = np.isfinite(y)
-    mean = np.asarray(stats["mean"], np.float32)[None, :, None, None]
-    std = np.asarray(stats["std"], np.float32)[None, :, None, None]
-    y_n = np.where(valid, (y - mean) / std, 0.0).astype(np.float32)
-    a = observed[:, None] & valid
-    out = {
-        "y": y_n, "y_valid": valid, "x": np.where(a, y_n, 0.0).astype(np.float32), "x_valid": a,
-        "land": ~valid[:, 0], "lat": data["lat"][sel], "lon": data["lon"][sel], "time": data["time"][sel],
-        "patch_id": data["patch_id"][sel],
-    }
-    if "eo" in data:
-        if stats.get("eo_mean") is None or not stats.get("eo_std"):
-            raise DataError(f"{path} has an eo array but stats.json has no eo_mean/eo_std; rerun the stats rule")
-        eo = data["eo"][sel].astype(np.float32)
-        ok = np.isfinite(eo) & valid[:, :1]
-        out["eo"] = np.where(ok, (eo - np.float32(stats["eo_mean"])) / np.float32(stats["eo_std"]), 0.0).astype(np.float32)
-    return out
-
-
-def write_split_shards(
-    index_path: str | os.PathLike[str],
-    stats_path: str | os.PathLike[str],
-    patch_files: Sequence[str | os.PathLike[str]],
-    scenario: str,
-    scenario_cfg: Mapping[str, Any],
-    split: str,
-    shard_size: int,
-    out_dir: str | os.PathLike[str],
-) -> dict[str, Any]:
-    """Occlusion shards of one split and scenario, streamed period file by period file.
-
-    Rows of `split` in index.parquet, sorted by patch_id; patch arrays from the period npz
-    whose file stem is the row's `period`. ocean = isfinite(y[:, 0]); observed from
-    `depthdif.masks.make_mask(scenario_cfg["mode"], ...)`; A = observed[None] & y_valid;
-    y normalised with stats.json. Returns a summary (n, n_shards, observed/hidden fraction).
+    Call it once per job before reading (not in DataLoader workers): it reads every byte.
+    A changed file, even one of the same size, raises a DataError naming it. Folders
+    written before manifests had checksums are not checked (a warning says so).
     """
-    from depthdif.masks import make_mask  # local: masks are only needed here
-
-    index_path, stats_path = Path(index_path), Path(stats_path)
-    rows = _read_split_rows(index_path, split)
-    files = {Path(p).stem: Path(p) for p in patch_files}
-    missing = sorted(set(rows["period"]) - set(files))
-    if missing:
-        raise DataError(f"index {index_path} has {split} patches of periods {missing[:5]} but no patch file for them")
-    if not stats_path.is_file():
-        raise DataError(f"normalisation stats {stats_path} not found; rerun the stats rule")
-    stats = read_json(stats_path)
-    if any(s <= 0 for s in stats["std"]):
-        raise DataError(f"{stats_path} has a non-positive std {stats['std']}; check the train patches")
-    mode, fraction, seed = scenario_cfg["mode"], float(scenario_cfg["fraction"]), int(scenario_cfg.get("seed", 0))
-    tracks = None
-    if mode == "argo":
-        from depthdif.data.argo import read_argo_tracks
-
-        if not scenario_cfg.get("argo_paths"):
-            raise ConfigError(f"scenario {scenario!r} has mode argo but scenarios.{scenario}.argo_paths is empty; "
-                            "point it at GDAC *_prof.nc files")
-        tracks = read_argo_tracks(scenario_cfg["argo_paths"])
-        if tracks.empty:
-            raise DataError(f"scenarios.{scenario}.argo_paths={scenario_cfg['argo_paths']!r} has no profile with "
-                            "good position/time/temperature QC")
-
-    depth: list[float] | None = None
-    with atomic_output(out_dir) as tmp:
-        writer = _ShardWriter(tmp, shard_size)
-        # consecutive runs of one period: each period file is loaded once, in patch_id order
-        runs = (rows["period"] != rows["period"].shift()).cumsum()
-        for _, run in rows.groupby(runs, sort=False):
-            path = files[run["period"].iloc[0]]
-            data = _load_period(path)
-            if len(stats["mean"]) != data["y"].shape[1]:
-                raise DataError(f"{path} has {data['y'].shape[1]} depth channels but {stats_path} has "
-                                f"{len(stats['mean'])}; rerun the patches and stats rules")
-            depth = depth or [float(d) for d in data["depth"]]
-            where = pd.Series(np.arange(len(data["patch_id"])), index=data["patch_id"].astype(str))
-            absent = sorted(set(run["patch_id"]) - set(where.index))
-            if absent:
-                raise DataError(f"{path} lacks patches {absent[:3]} listed in {index_path}; rerun the patches rule")
-            sel = where.loc[run["patch_id"]].to_numpy()
-            observed = np.stack([
-                make_mask(mode, np.isfinite(data["y"][i, 0]), fraction, seed, str(data["patch_id"][i]),
-                          dict(scenario_cfg), lat=data["lat"][i], lon=data["lon"][i], time=data["time"][i],
-                          argo_tracks=tracks)
-                for i in sel
-            ])
-            chunk = _normalise_period(data, sel, stats, observed, path)
+    start = time.perf_counter()
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    unchecked = [s["name"] for s in manifest["shards"] if "sha256" not in s]
+    if unchecked:
+        log.warning("%s: manifest.json has no checksums for %s (written by an older version), not verified; "
+                    "rerun rule make_shards to add them", folder, unchecked)
+    checked = 0
+    for shard in manifest["shards"]:
+        for name, expected in shard.get("sha256", {}).items():
+            path = folder / shard["name"] / f"{name}.npy"
             try:
-                writer.add(chunk)
-            except ValueError as exc:
-                raise DataError(f"{path} does not match the earlier patch files: {exc}; rerun the patches rule") from exc
-            del data, chunk
-        manifest = writer.finish(**_manifest_head(scenario, split, stats, depth or [], scenario_cfg))
+                actual = sha256_file(path)
+            except OSError as exc:
+                raise DataError(f"cannot read shard array {path} ({exc}); {RERUN}") from exc
+            if actual != expected:
+                raise DataError(
+                    f"shard array {path} changed after it was written: its sha256 {actual} differs from "
+                    f"{expected} in {folder / MANIFEST} (a corrupted or edited file); {RERUN}"
+                )
+            checked += 1
+    log.info("%s: %d shard arrays match their checksums (%.2f s)", folder, checked, time.perf_counter() - start)
+    return manifest
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def load_array(path: Path, mmap: bool) -> np.ndarray:
+    """One shard array (memory-mapped read-only with `mmap`), no pickle."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read shard array {path} ({exc}); {RERUN}") from exc
+
+
+def array_names(manifest: Mapping[str, Any]) -> list[str]:
+    """The arrays a shard folder holds (contract order; `eo` only if has_eo)."""
+    return [k for k in ARRAY_SPECS if k != "eo" or manifest["has_eo"]]
+
+
+def load_arrays(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """All shards of `folder` concatenated along the sample axis (contract names/dtypes)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
     return {
-        "scenario": scenario, "split": split, "n": manifest["n"], "n_shards": len(manifest["shards"]),
-        "observed_fraction": manifest["observed_fraction"], "hidden_fraction": manifest["hidden_fraction"],
-        "out_dir": str(out_dir),
+        name: np.concatenate([load_array(folder / s["name"] / f"{name}.npy", mmap=False) for s in manifest["shards"]])
+        for name in array_names(manifest)
     }
 
 
-#: name used in docs/architecture.md
-write_shards = write_split_shards
+# --- units --------------------------------------------------------------------------------
+
+
+def _per_channel(values: np.ndarray, stat: Any, channel_axis: int, dtype: type) -> np.ndarray:
+    shape = [1] * values.ndim
+    shape[channel_axis] = -1
+    return np.asarray(stat, dtype).reshape(shape)
+
+
+def normalise(
+    values: np.ndarray, stats: Mapping[str, Any], channel_axis: int, dtype: type = np.float32
+) -> np.ndarray:
+    """(v - mean_c) / std_c in `dtype`, channels on `channel_axis` (stats: stats.json / manifest)."""
+    mean = _per_channel(values, stats["mean"], channel_axis, dtype)
+    std = _per_channel(values, stats["std"], channel_axis, dtype)
+    return (values.astype(dtype) - mean) / std
+
+
+def denormalise(
+    values: np.ndarray, stats: Mapping[str, Any], channel_axis: int, dtype: type = np.float32
+) -> np.ndarray:
+    """degC = v · std_c + mean_c in `dtype`, channels on `channel_axis`."""
+    mean = _per_channel(values, stats["mean"], channel_axis, dtype)
+    std = _per_channel(values, stats["std"], channel_axis, dtype)
+    return (values.astype(dtype) * std + mean).astype(dtype)
+
+
+def load_degc(folder: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Load a shard folder in degC (float64) with the manifest stats: y * std + mean.
+
+    Returns (arrays, manifest); arrays: truth (NaN where invalid), obs (NaN where not
+    observed), observed, valid (bool), eo (degC, NaN on land; only if has_eo), mean (C,),
+    land, lat, lon, time, patch_id.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    arrays = load_arrays(folder)
+    stats = manifest["stats"]
+    c = int(manifest["channels"])
+    mean = np.asarray(stats["mean"], np.float64)
+    std = np.asarray(stats["std"], np.float64)
+    if mean.shape != (c,) or std.shape != (c,):
+        raise DataError(f"{folder}/manifest.json: stats mean/std need {c} values, got {mean.shape}, {std.shape}")
+    valid = arrays["y_valid"].astype(bool)
+    observed = arrays["x_valid"].astype(bool)
+    out = {
+        "truth": np.where(valid, denormalise(arrays["y"], stats, 1, np.float64), np.nan),
+        "obs": np.where(observed, denormalise(arrays["x"], stats, 1, np.float64), np.nan),
+        "observed": observed,
+        "valid": valid,
+        "mean": mean,
+    }
+    out.update({k: arrays[k] for k in ("land", "lat", "lon", "time", "patch_id")})
+    if manifest["has_eo"] and "eo" in arrays:
+        if stats.get("eo_mean") is None or stats.get("eo_std") is None:
+            raise DataError(f"{folder}/manifest.json: has_eo but stats lack eo_mean/eo_std; {RERUN}")
+        eo = arrays["eo"] * float(stats["eo_std"]) + float(stats["eo_mean"])
+        out["eo"] = np.where(arrays["land"][:, None].astype(bool), np.nan, eo)
+    return out, manifest
+
+

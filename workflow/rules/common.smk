@@ -1,5 +1,6 @@
 # Helpers and input functions only (no rules): config validation, wildcard values,
-# per-rule config sub-trees (params) and target lists.
+# per-rule config sub-trees (params) and target lists. Paths are written once, in the
+# rules' outputs; everything else refers to them as rules.<rule>.output.<name>.
 import sys
 from pathlib import Path
 
@@ -7,7 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from depthdif import params as rule_params  # noqa: E402
 from depthdif.config import validate_config  # noqa: E402
-from depthdif.data.periods import list_periods  # noqa: E402
+from depthdif.data.periods import PERIOD_PATTERN, list_periods  # noqa: E402
 from depthdif.inputs import user_file_sets, write_checksums  # noqa: E402
 
 validate_config(
@@ -25,20 +26,22 @@ SOURCE = config["data"]["source"]
 PERIODS = list_periods(config["data"])
 SCENARIOS = list(config["scenarios"])
 SPLITS = ["train", "val", "test"]
-OBJECTIVES = ["standard", "ambient"]
+# trained models ({learned}: train_model, sample_model) and classical gap-fillers
+# ({baseline}: run_baseline); {method} is either
 LEARNED = ["unet", "standard", "ambient"]
-BASELINES = ["idw", "oi"]
+BASELINES = ["idw", "oi", "oi_eo"]
+# baselines with a Gaussian predictive std (scored with the closed-form CRPS and a PIT histogram)
+GAUSSIAN = ["oi", "oi_eo"]
 METHODS = list(config["evaluate"]["methods"])
 WITH_EO = config["data"]["eo"] == "ostia"
 
 
 wildcard_constraints:
-    period=r"[0-9]{4}-[0-9]{2}|t[0-9]{4}",
+    period=PERIOD_PATTERN,
     scenario="|".join(SCENARIOS),
-    split="train|val|test",
-    objective="standard|ambient|unet",
-    learned="standard|ambient|unet",
-    baseline="idw|oi",
+    split="|".join(SPLITS),
+    learned="|".join(LEARNED),
+    baseline="|".join(BASELINES),
     method="|".join(LEARNED + BASELINES),
 
 
@@ -62,8 +65,8 @@ def scenario_params(wildcards):
 
 
 def train_params(wildcards):
-    """model, objective and train keys of one objective (no diffusion key for the unet)."""
-    return rule_params.train_params(config, wildcards.objective)
+    """model, objective and train keys of one learned method (no diffusion key for the unet)."""
+    return rule_params.train_params(config, wildcards.learned)
 
 
 def sample_params(wildcards):
@@ -72,7 +75,16 @@ def sample_params(wildcards):
 
 
 def baseline_params(wildcards):
-    return config["evaluate"][wildcards.baseline]
+    """evaluate.idw or evaluate.oi (oi_eo fits the same covariance family as oi)."""
+    section = "oi" if wildcards.baseline == "oi_eo" else wildcards.baseline
+    return config["evaluate"][section]
+
+
+def score_params(wildcards):
+    """A Gaussian forecast's PIT histogram gets K+1 bins, K = sample.members (the ensembles' K)."""
+    if wildcards.method in GAUSSIAN:
+        return {"rank_members": config["sample"]["members"]}
+    return {}
 
 
 # --- the user's own files (inputs, with their content checksums) ---
@@ -95,14 +107,7 @@ def argo_files(wildcards):
     return user_files(f"scenarios.{wildcards.scenario}.argo_paths")
 
 
-# --- paths ---
-
-
-def raw_files(wildcards):
-    files = {"thetao": f"resources/raw/{SOURCE}/{wildcards.period}.nc"}
-    if WITH_EO:
-        files["eo"] = f"resources/raw/{SOURCE}/eo/{wildcards.period}.nc"
-    return files
+# --- paths: the retrieval's outputs; all others from rules.<rule>.output (called after the rule) ---
 
 
 def retrieve_outputs():
@@ -113,20 +118,39 @@ def retrieve_outputs():
 
 
 def patch_files():
-    return expand("results/patches/{period}.npz", period=PERIODS)
+    return expand(rules.extract_patches.output.patches, period=PERIODS)
+
+
+def shards(split, scenario="{scenario}"):
+    """The shard folder of a split (of the job's scenario unless one is given)."""
+    return expand(rules.make_shards.output.shards, scenario=scenario, split=split)[0]
+
+
+def learned_methods():
+    return [m for m in LEARNED if m in METHODS]
+
+
+def samples_file(scenario, method):
+    """The samples netCDF of a method: a trained model's (sample_model) or a baseline's."""
+    if method in LEARNED:
+        return expand(
+            rules.sample_model.output.samples, scenario=scenario, learned=method
+        )[0]
+    return expand(
+        rules.run_baseline.output.samples, scenario=scenario, baseline=method
+    )[0]
+
+
+def samples_of(scenario):
+    return {m: samples_file(scenario, m) for m in METHODS}
 
 
 def training_curves_inputs():
     return {
-        f"{s}_{o}": f"results/models/{s}/{o}/metrics.csv"
+        f"{s}_{m}": expand(rules.train_model.output.metrics, scenario=s, learned=m)[0]
         for s in SCENARIOS
-        for o in LEARNED
-        if o in METHODS
+        for m in learned_methods()
     }
-
-
-def samples_of(scenario):
-    return {m: f"results/samples/{scenario}/{m}.nc" for m in METHODS}
 
 
 # --- targets ---
@@ -134,47 +158,42 @@ def samples_of(scenario):
 
 def data_targets():
     return [
-        "results/patches/index.parquet",
-        "results/patches/stats.json",
-        *expand("results/shards/{scenario}/{split}", scenario=SCENARIOS, split=SPLITS),
+        rules.gather_patches.output.index,
+        rules.gather_patches.output.stats,
+        *expand(rules.make_shards.output.shards, scenario=SCENARIOS, split=SPLITS),
     ]
 
 
 def train_targets():
     return expand(
-        "results/models/{scenario}/{objective}/model.ckpt",
+        rules.train_model.output.checkpoint,
         scenario=SCENARIOS,
-        objective=[m for m in LEARNED if m in METHODS],
+        learned=learned_methods(),
     )
 
 
 def sample_targets():
-    return expand(
-        "results/samples/{scenario}/{method}.nc", scenario=SCENARIOS, method=METHODS
-    )
+    return [samples_file(s, m) for s in SCENARIOS for m in METHODS]
 
 
 def evaluate_targets():
-    return ["results/metrics/summary.csv"]
+    return [rules.summarize.output.summary]
 
 
 def figure_targets():
-    per_scenario = expand(
-        "results/figures/{name}_{scenario}.png",
-        name=["dataset", "reconstruction"],
-        scenario=SCENARIOS,
-    )
-    shared = [
-        "results/figures/metrics_vs_fraction.png",
-        "results/figures/rmse_by_depth.png",
-        "results/figures/calibration.png",
-        "results/figures/power_spectra.png",
+    """The figure rules' outputs (training curves only with a learned method, the
+    ambient walkthrough only with ambient)."""
+    figures = [
+        *expand(rules.plot_dataset.output.figure, scenario=SCENARIOS),
+        *expand(rules.plot_reconstruction.output.figure, scenario=SCENARIOS),
+        *rules.plot_metrics.output,
+        *rules.plot_ensembles.output,
     ]
-    if any(m in METHODS for m in LEARNED):
-        shared.append("results/figures/training_curves.png")
+    if learned_methods():
+        figures += rules.plot_training_curves.output
     if "ambient" in METHODS:
-        shared.append("results/figures/ambient_walkthrough.png")
-    return per_scenario + shared
+        figures += rules.plot_ambient_walkthrough.output
+    return figures
 
 
 def all_targets():
@@ -189,7 +208,9 @@ def check_retrieval_credentials():
     if SOURCE != "copernicus":
         return
     missing = [
-        p for p in PERIODS if not Path(f"resources/raw/{SOURCE}/{p}.nc").exists()
+        p
+        for p in PERIODS
+        if not Path(expand(rules.retrieve.output.thetao, period=p)[0]).exists()
     ]
     if missing:
         from depthdif.data.copernicus import check_credentials

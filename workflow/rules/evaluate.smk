@@ -9,25 +9,27 @@ localrules:
 
 rule score:
     input:
-        samples="results/samples/{scenario}/{method}.nc",
+        samples=lambda wildcards: samples_file(wildcards.scenario, wildcards.method),
     output:
         scores="results/metrics/{scenario}/{method}.csv",
+        calibration="results/metrics/{scenario}/{method}.calibration.csv",
     log:
         "logs/score/{scenario}_{method}.log",
     benchmark:
         "results/benchmarks/score/{scenario}_{method}.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        score=score_params,
     script:
         "../scripts/score.py"
 
 
 rule summarize:
     input:
-        scores=expand(
-            "results/metrics/{scenario}/{method}.csv",
-            scenario=SCENARIOS,
-            method=METHODS,
+        scores=expand(rules.score.output.scores, scenario=SCENARIOS, method=METHODS),
+        calibration=expand(
+            rules.score.output.calibration, scenario=SCENARIOS, method=METHODS
         ),
     output:
         summary=report(
@@ -36,6 +38,7 @@ rule summarize:
             category="Metrics",
         ),
         table="results/metrics/summary.md",
+        calibration="results/metrics/calibration.csv",
     log:
         "logs/summarize/summarize.log",
     benchmark:

@@ -12,7 +12,7 @@ localrules:
 
 rule plot_dataset:
     input:
-        shards="results/shards/{scenario}/test",
+        shards=shards("test"),
     output:
         figure=report(
             "results/figures/dataset_{scenario}.png",
@@ -22,6 +22,8 @@ rule plot_dataset:
         ),
     log:
         "logs/plot_dataset/{scenario}.log",
+    benchmark:
+        "results/benchmarks/plot_dataset/{scenario}.tsv"
     conda:
         "../../envs/plots.yaml"
     params:
@@ -42,6 +44,8 @@ rule plot_reconstruction:
         ),
     log:
         "logs/plot_reconstruction/{scenario}.log",
+    benchmark:
+        "results/benchmarks/plot_reconstruction/{scenario}.tsv"
     conda:
         "../../envs/plots.yaml"
     params:
@@ -52,7 +56,7 @@ rule plot_reconstruction:
 
 rule plot_ambient_walkthrough:
     input:
-        shards=f"results/shards/{SCENARIOS[0]}/train",
+        shards=shards("train", SCENARIOS[0]),
     output:
         figure=report(
             "results/figures/ambient_walkthrough.png",
@@ -61,6 +65,8 @@ rule plot_ambient_walkthrough:
         ),
     log:
         "logs/plot_ambient_walkthrough/plot_ambient_walkthrough.log",
+    benchmark:
+        "results/benchmarks/plot_ambient_walkthrough/plot_ambient_walkthrough.tsv"
     conda:
         "../../envs/plots.yaml"
     params:
@@ -72,7 +78,7 @@ rule plot_ambient_walkthrough:
 
 rule plot_metrics:
     input:
-        summary="results/metrics/summary.csv",
+        summary=rules.summarize.output.summary,
     output:
         vs_fraction=report(
             "results/figures/metrics_vs_fraction.png",
@@ -86,6 +92,8 @@ rule plot_metrics:
         ),
     log:
         "logs/plot_metrics/plot_metrics.log",
+    benchmark:
+        "results/benchmarks/plot_metrics/plot_metrics.tsv"
     conda:
         "../../envs/plots.yaml"
     params:
@@ -106,6 +114,8 @@ rule plot_training_curves:
         ),
     log:
         "logs/plot_training_curves/plot_training_curves.log",
+    benchmark:
+        "results/benchmarks/plot_training_curves/plot_training_curves.tsv"
     conda:
         "../../envs/plots.yaml"
     params:
@@ -117,6 +127,8 @@ rule plot_training_curves:
 rule plot_ensembles:
     input:
         unpack(lambda wildcards: samples_of(SCENARIOS[0])),
+        summary=rules.summarize.output.summary,
+        calibration=rules.summarize.output.calibration,
     output:
         calibration=report(
             "results/figures/calibration.png",
@@ -130,9 +142,13 @@ rule plot_ensembles:
         ),
     log:
         "logs/plot_ensembles/plot_ensembles.log",
+    benchmark:
+        "results/benchmarks/plot_ensembles/plot_ensembles.tsv"
     conda:
         "../../envs/plots.yaml"
     params:
         figures=config["figures"],
+        scenario=SCENARIOS[0],
+        methods=METHODS,
     script:
         "../scripts/plot_ensembles.py"

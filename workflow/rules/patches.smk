@@ -3,7 +3,7 @@
 
 rule extract_patches:
     input:
-        unpack(raw_files),
+        **rules.retrieve.output,
     output:
         patches="results/patches/{period}.npz",
     log:

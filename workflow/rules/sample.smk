@@ -4,8 +4,8 @@
 
 rule sample_model:
     input:
-        checkpoint="results/models/{scenario}/{learned}/model.ckpt",
-        test="results/shards/{scenario}/test",
+        checkpoint=rules.train_model.output.checkpoint,
+        test=shards("test"),
     output:
         samples="results/samples/{scenario}/{learned}.nc",
     log:
@@ -26,8 +26,8 @@ rule sample_model:
 
 rule run_baseline:
     input:
-        test="results/shards/{scenario}/test",
-        train="results/shards/{scenario}/train",
+        test=shards("test"),
+        train=shards("train"),
     output:
         samples="results/samples/{scenario}/{baseline}.nc",
     log:

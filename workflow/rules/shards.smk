@@ -3,8 +3,8 @@
 
 rule make_shards:
     input:
-        index="results/patches/index.parquet",
-        stats="results/patches/stats.json",
+        index=rules.gather_patches.output.index,
+        stats=rules.gather_patches.output.stats,
         patches=patch_files(),
         argo=argo_files,
     output:

@@ -1,18 +1,18 @@
-# Training: standard and ambient diffusion objectives and the deterministic unet baseline.
+# Training ({learned}): standard and ambient diffusion objectives and the deterministic unet baseline.
 # Resume state lives in results/checkpoints/ (not an output, so Snakemake never deletes it).
 
 
 rule train_model:
     input:
-        train="results/shards/{scenario}/train",
-        val="results/shards/{scenario}/val",
+        train=shards("train"),
+        val=shards("val"),
     output:
-        checkpoint="results/models/{scenario}/{objective}/model.ckpt",
-        metrics="results/models/{scenario}/{objective}/metrics.csv",
+        checkpoint="results/models/{scenario}/{learned}/model.ckpt",
+        metrics="results/models/{scenario}/{learned}/metrics.csv",
     log:
-        "logs/train_model/{scenario}_{objective}.log",
+        "logs/train_model/{scenario}_{learned}.log",
     benchmark:
-        "results/benchmarks/train_model/{scenario}_{objective}.tsv"
+        "results/benchmarks/train_model/{scenario}_{learned}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -21,6 +21,6 @@ rule train_model:
     params:
         sections=train_params,
         runtime=RUNTIME,
-        state_dir=lambda wildcards: f"results/checkpoints/{wildcards.scenario}/{wildcards.objective}",
+        state_dir=lambda wildcards: f"results/checkpoints/{wildcards.scenario}/{wildcards.learned}",
     script:
         "../scripts/train_model.py"

@@ -1,4 +1,5 @@
-"""Figures 7 and 8: ensemble calibration and radially averaged power spectra."""
+"""Figures 7 and 8: calibration of every method (CRPS, spread/skill, spread deciles, rank histograms;
+from the summarize rule's tables) and radially averaged power spectra (from the samples)."""
 
 import sys
 from pathlib import Path
@@ -9,6 +10,9 @@ from depthdif.logs import log_to  # noqa: E402
 from depthdif.plots import calibration, power_spectra  # noqa: E402
 
 with log_to(snakemake.log[0]):
-    samples = dict(snakemake.input.items())
-    calibration(samples, snakemake.output.calibration, snakemake.params.figures)
+    methods = list(snakemake.params.methods)
+    inputs = dict(snakemake.input.items())
+    samples = {method: inputs[method] for method in methods}
+    calibration(snakemake.input.summary, snakemake.input.calibration, snakemake.output.calibration,
+                snakemake.params.figures, scenario=snakemake.params.scenario, methods=methods)
     power_spectra(samples, snakemake.output.spectra, snakemake.params.figures)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
 
-from depthdif.logs import log_to  # noqa: E402
 from depthdif.data.retrieve import retrieve_period  # noqa: E402
+from depthdif.logs import log_to  # noqa: E402
 from depthdif.params import complete  # noqa: E402
 
 with log_to(snakemake.log[0]):

@@ -5,16 +5,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
 
-from depthdif.logs import log_to  # noqa: E402
-
 import torch  # noqa: E402
+
+from depthdif.logs import log_to  # noqa: E402
 
 # Small convolutions scale badly across threads; Snakemake runs one job per core instead.
 torch.set_num_threads(snakemake.threads)
 from depthdif.inference import predict  # noqa: E402
 from depthdif.params import complete  # noqa: E402
+from depthdif.shards import verify_shards  # noqa: E402
 
 with log_to(snakemake.log[0]) as log:
+    verify_shards(snakemake.input.test)  # once per job, before reading
     result = predict(
         snakemake.input.checkpoint,
         snakemake.input.test,

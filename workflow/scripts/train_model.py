@@ -5,21 +5,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
 
-from depthdif.logs import log_to  # noqa: E402
-
 import torch  # noqa: E402
+
+from depthdif.logs import log_to  # noqa: E402
 
 # Small convolutions scale badly across threads; Snakemake runs one job per core instead.
 torch.set_num_threads(snakemake.threads)
 from depthdif.params import complete  # noqa: E402
+from depthdif.shards import verify_shards  # noqa: E402
 from depthdif.training.fit import train  # noqa: E402
 
 # params: the keys that change the model; the runtime file fills in the runtime-only keys
 # (num_workers, loggers, ...) and, for the unet, the diffusion keys it does not use.
-objective = snakemake.wildcards.objective
+objective = snakemake.wildcards.learned
 sections, runtime = snakemake.params.sections, snakemake.params.runtime
 
 with log_to(snakemake.log[0]) as log:
+    for folder in (snakemake.input.train, snakemake.input.val):
+        verify_shards(folder)  # once per job, before any reader (or DataLoader worker) opens them
     result = train(
         objective,
         complete(sections["model"], runtime, "model"),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from depthdif.data import cf
+from depthdif.data import cf, regrid, subset
 from depthdif.data import periods as _periods
 from depthdif.data.netcdf import open_netcdf
 from depthdif.data.synthetic import GLORYS_DEPTHS
@@ -136,7 +136,7 @@ def postprocess_thetao(raw: str | os.PathLike[str], data_cfg: dict[str, Any],
                        out: str | os.PathLike[str], period: str | None = None) -> xr.Dataset:
     """Downloaded subset -> contract thetao file (monthly mean of the steps in `period`)."""
     with open_netcdf(raw) as ds:
-        view = cf.select(ds, data_cfg["variable"], depth_levels=request_depths(data_cfg),
+        view = subset.select(ds, data_cfg["variable"], depth_levels=request_depths(data_cfg),
                          depth_selection="nearest", region=data_cfg["region"], source_name=str(raw))
         step = _one_step(view, str(raw), period)
         result = cf.finalize(step, source_name=f"copernicus:{data_cfg['copernicus']['dataset_id']}")
@@ -152,15 +152,15 @@ def postprocess_ostia(raw_sst: str | os.PathLike[str], thetao_path: str | os.Pat
         thetao = thetao_file.load()
     variable = data_cfg["copernicus"]["eo_variable"]
     with open_netcdf(raw_sst) as raw:
-        region = cf.padded_region(raw, variable, {
+        region = regrid.padded_region(raw, variable, {
             "lat_min": float(thetao["latitude"].min()), "lat_max": float(thetao["latitude"].max()),
             "lon_min": float(thetao["longitude"].min()), "lon_max": float(thetao["longitude"].max()),
         })
-        view = cf.select(raw, variable, depth_levels=None, region=region, source_name=str(raw_sst))
+        view = subset.select(raw, variable, depth_levels=None, region=region, source_name=str(raw_sst))
         step = _one_step(view, str(raw_sst), period)
         eo = cf.finalize(step, source_name=str(raw_sst))
     ocean = np.isfinite(thetao["thetao"].values[0, 0])
-    values = cf.regrid_surface(eo["thetao"].isel(time=0, depth=0), thetao["latitude"].values,
+    values = regrid.regrid_surface(eo["thetao"].isel(time=0, depth=0), thetao["latitude"].values,
                                thetao["longitude"].values, ocean, source_name=str(raw_sst))
     grid = cf.make_dataset(values[None, None], time=thetao["time"].values, depth=[0.0],
                            latitude=thetao["latitude"].values, longitude=thetao["longitude"].values,
@@ -175,7 +175,7 @@ def postprocess_ostia(raw_sst: str | os.PathLike[str], thetao_path: str | os.Pat
 def _one_step(view: xr.DataArray, name: str, period: str | None) -> xr.DataArray:
     """The month's mean (period given) or the file's mean over its time steps."""
     if period is not None:
-        return cf.period_slice([(view, name)], period)
+        return subset.period_slice([(view, name)], period)
     if "time" in view.dims:
         first = view["time"].values[:1]
         return view.load().mean("time", keep_attrs=True).expand_dims(time=first)

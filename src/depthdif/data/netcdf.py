@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from depthdif.data import cf
+from depthdif.data import cf, regrid, subset
 from depthdif.errors import DataError
 
 EO_CANDIDATES = ("analysed_sst", "surface_temperature", "sst", "tos")
@@ -69,12 +69,12 @@ def load_period(
     """Contract Dataset (time=1) of `variable` for `period` from consecutive files."""
     with _opened(paths) as datasets:
         views = [
-            (cf.select(ds, variable, depth_levels=depth_levels, depth_selection=depth_selection,
+            (subset.select(ds, variable, depth_levels=depth_levels, depth_selection=depth_selection,
                        region=region, source_name=str(path)), str(path))
             for ds, path in zip(datasets, paths)
         ]
         try:
-            step = cf.period_slice(views, period)
+            step = subset.period_slice(views, period)
         except (OSError, RuntimeError) as exc:  # truncated files fail only when read
             raise DataError(
                 f"one of {[str(p) for p in paths]} is not a readable netCDF file ({exc}); "
@@ -101,11 +101,11 @@ def detect_eo_variable(paths: Sequence[Path], configured: str | None) -> str:
 def eo_for_grid(paths: Sequence[Path], variable: str, period: str, thetao: xr.Dataset) -> xr.Dataset:
     """EO field for `period` regridded onto `thetao`'s grid: ``analysed_sst(1, lat, lon)`` degC."""
     with _opened(paths[:1]) as (first,):
-        region = cf.padded_region(first, variable, _grid_region(thetao))
+        region = regrid.padded_region(first, variable, _grid_region(thetao))
     eo = load_period(paths, variable, period, depth_levels=None, depth_selection="nearest", region=region)
     field = eo["thetao"].isel(time=0, depth=0)
     ocean = np.isfinite(thetao["thetao"].values[0, 0])
-    values = cf.regrid_surface(field, thetao["latitude"].values, thetao["longitude"].values, ocean,
+    values = regrid.regrid_surface(field, thetao["latitude"].values, thetao["longitude"].values, ocean,
                                source_name=", ".join(map(str, paths)))
     out = cf.make_dataset(values[None, None], time=thetao["time"].values, depth=[0.0],
                           latitude=thetao["latitude"].values, longitude=thetao["longitude"].values,

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from depthdif.data import cf
+from depthdif.data import regrid
 from depthdif.errors import DataError, NoPatchesError
 from depthdif.io import atomic_output, seed_for
 
@@ -50,7 +50,7 @@ def coarsen_axis(coord: np.ndarray, factor: int) -> np.ndarray:
 
 def surface_eo(surface: np.ndarray, eo_cfg: dict[str, Any], period: str) -> np.ndarray:
     """EO from the shallowest level: Gaussian smoothing + N(0, noise_std), NaN on land."""
-    smooth = cf.smooth_nan(surface, float(eo_cfg["smooth_px"]))
+    smooth = regrid.smooth_nan(surface, float(eo_cfg["smooth_px"]))
     rng = np.random.default_rng(seed_for(eo_cfg["seed"], period, "eo_surface"))
     noisy = smooth + rng.normal(0.0, float(eo_cfg["noise_std"]), surface.shape).astype(np.float32)
     noisy[~np.isfinite(surface)] = np.nan
@@ -138,7 +138,7 @@ def extract_period(
     elif mode == "surface":
         eo = surface_eo(y[0], data_cfg["eo_surface"], period)
 
-    factor = int(patches_cfg.get("coarsen", 1))
+    factor = int(patches_cfg["coarsen"])
     if factor > 1:
         y = coarsen_nan(y, factor)
         eo = None if eo is None else coarsen_nan(eo, factor)

@@ -9,6 +9,8 @@ import numpy as np
 
 from depthdif.errors import ConfigError
 
+#: a period label, monthly ``YYYY-MM`` or a time index ``tNNNN`` (the workflow's wildcard constraint)
+PERIOD_PATTERN = r"[0-9]{4}-[0-9]{2}|t[0-9]{4}"
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _INDEX = re.compile(r"^t(\d{4})$")
 

@@ -15,7 +15,7 @@ SPLITS = ("train", "val", "test")
 
 def block_counts(n_blocks: int, fractions: dict[str, float]) -> dict[str, int]:
     """Blocks per split by largest remainder; with >= 3 blocks every nonzero split gets >= 1."""
-    shares = np.array([float(fractions.get(s, 0.0)) for s in SPLITS])
+    shares = np.array([float(fractions[s]) for s in SPLITS])
     if shares.sum() <= 0:
         raise ConfigError("config key 'patches.split.fractions': all fractions are zero.")
     exact = shares / shares.sum() * n_blocks
@@ -35,7 +35,7 @@ def assign_splits(index: pd.DataFrame, split_cfg: dict[str, Any]) -> pd.DataFram
     Blocks are shuffled with ``seed`` and dealt to train/val/test by ``fractions``; patches
     whose year is in ``test_years`` go to test whatever their block (a hold-out in time).
     """
-    if split_cfg.get("method", "blocks") != "blocks":
+    if split_cfg["method"] != "blocks":
         raise ConfigError(f"config key 'patches.split.method': {split_cfg['method']!r} is not 'blocks'.")
     block_px = int(split_cfg["block_px"])
     out = index.copy()
@@ -43,7 +43,7 @@ def assign_splits(index: pd.DataFrame, split_cfg: dict[str, Any]) -> pd.DataFram
     bx = out["x0"].to_numpy(dtype=np.int64) // block_px
     out["block"] = [f"y{a:04d}_x{b:04d}" for a, b in zip(by, bx)]
     blocks = np.array(sorted(set(out["block"])))
-    rng = np.random.default_rng(seed_for(split_cfg.get("seed", 0), "spatial-blocks"))
+    rng = np.random.default_rng(seed_for(split_cfg["seed"], "spatial-blocks"))
     shuffled = blocks[rng.permutation(blocks.size)] if blocks.size else blocks
     counts = block_counts(blocks.size, split_cfg["fractions"])
     bounds = np.cumsum([counts[s] for s in SPLITS])
@@ -51,7 +51,7 @@ def assign_splits(index: pd.DataFrame, split_cfg: dict[str, Any]) -> pd.DataFram
     for split, start, stop in zip(SPLITS, np.r_[0, bounds[:-1]], bounds):
         owner.update(dict.fromkeys(shuffled[start:stop].tolist(), split))
     out["split"] = out["block"].map(owner)
-    test_years = {int(y) for y in split_cfg.get("test_years", [])}
+    test_years = {int(y) for y in split_cfg["test_years"]}
     if test_years:
         out.loc[_years(out["time"]).isin(test_years).to_numpy(), "split"] = "test"
     return out

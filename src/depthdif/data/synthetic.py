@@ -33,7 +33,7 @@ import numpy as np
 import xarray as xr
 from scipy import fft
 
-from depthdif.data import cf
+from depthdif.data import cf, regrid, subset
 from depthdif.data import periods as _periods
 from depthdif.errors import ConfigError
 from depthdif.io import seed_for
@@ -61,7 +61,7 @@ _FRONTS = ((34.0, 1.5), (46.0, 2.5), (-40.0, 3.0), (-52.0, 2.5))  # (latitude, s
 def glorys_levels(data_cfg: dict[str, Any]) -> np.ndarray:
     """``data.depth_levels`` snapped to GLORYS levels (nearest value, or GLORYS index)."""
     levels = np.asarray(data_cfg["depth_levels"], dtype=np.float64)
-    if data_cfg.get("depth_selection", "nearest") == "index":
+    if data_cfg["depth_selection"] == "index":
         if np.any(levels != np.round(levels)) or levels.min() < 0 or levels.max() >= GLORYS_DEPTHS.size:
             raise ConfigError(
                 f"config key 'data.depth_levels' {levels.tolist()}: with depth_selection 'index' "
@@ -81,7 +81,7 @@ def glorys_levels(data_cfg: dict[str, Any]) -> np.ndarray:
 def synthetic_grid(data_cfg: dict[str, Any], shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cell-centre latitude, longitude over ``data.region`` (``shape`` overrides the resolution)."""
     region = data_cfg["region"]
-    west, width = cf.lon_window(region)
+    west, width = subset.lon_window(region)
     height = float(region["lat_max"]) - float(region["lat_min"])
     if shape is None:
         res = float(data_cfg["synthetic"]["resolution"])
@@ -255,7 +255,7 @@ def synthetic_period_dataset(
     if eo:
         surface = thetao[0, 0] if depths[0] == GLORYS_DEPTHS[0] else _temperature(
             float(GLORYS_DEPTHS[0]), state)
-        sst = cf.smooth_nan(np.where(bathy > GLORYS_DEPTHS[0], surface, np.nan), float(syn["eo_smooth_px"]))
+        sst = regrid.smooth_nan(np.where(bathy > GLORYS_DEPTHS[0], surface, np.nan), float(syn["eo_smooth_px"]))
         rng = np.random.default_rng(seed_for(seed, period, "eo"))
         sst = sst + rng.normal(0.0, float(syn["eo_noise_std"]), sst.shape).astype(np.float32)
         ds["analysed_sst"] = (("time", "latitude", "longitude"), sst[None].astype(np.float32), {

@@ -1,6 +1,7 @@
-"""Conditional pixel-space diffusion: noise schedule, denoiser, training objectives, samplers."""
+"""Conditional pixel-space diffusion: noise schedule, EDM formulation, denoiser, training objectives, samplers."""
 
 from depthdif.diffusion.denoiser import ConditionalUNet, count_parameters
+from depthdif.diffusion.edm import DiffusionSettings, EDMSampling, EDMTraining, edm_sample
 from depthdif.diffusion.objectives import (
     ambient_loss,
     ambient_masks,
@@ -21,11 +22,14 @@ from depthdif.diffusion.sampler import (
     repeat_for_members,
     split_members,
 )
-from depthdif.diffusion.schedule import DiffusionConfigError, NoiseSchedule
+from depthdif.diffusion.schedule import DiffusionConfigError, NoiseSchedule, min_snr_weight
 
 __all__ = [
     "ConditionalUNet",
     "DiffusionConfigError",
+    "DiffusionSettings",
+    "EDMSampling",
+    "EDMTraining",
     "NoiseSchedule",
     "ambient_loss",
     "ambient_masks",
@@ -37,7 +41,9 @@ __all__ = [
     "ddim_sigma",
     "ddim_timesteps",
     "ddpm_sample",
+    "edm_sample",
     "masked_mse",
+    "min_snr_weight",
     "regression_loss",
     "repeat_for_members",
     "split_members",

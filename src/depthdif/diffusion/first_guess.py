@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from depthdif.diffusion.schedule import DiffusionConfigError
+from depthdif.eval.baselines import fit_oi
 
 COVARIANCES = ("gaussian", "matern32")
 SCALE_MODES = ("constant", "first_guess_std", "patch_loo")
@@ -278,6 +279,7 @@ def fit_prior(
     max_fit_patches: int,
     scale_mode: str = "constant",
     support: np.ndarray | None = None,
+    exact: bool = False,
 ) -> PriorParams:
     """Fit the frame on training arrays (normalised units, (N,C,H,W)).
 
@@ -286,11 +288,13 @@ def fit_prior(
     valid = A) for ambient, so ambient never sees dense truth. ρ_c is the mean OI posterior
     std over the `support` pixels (the ocean, default `valid`) of the fitted patches under
     their own masks `masks` (from the covariance alone, no truth needed); the EO scale is its
-    mean within-patch std.
+    mean within-patch std. `exact`: drop the fitted nugget (ν = 0, its variance moved into
+    σ²), so the first guess passes through the observations and the residual there is 0.
     """
-    from depthdif.eval.baselines import fit_oi  # local: eval imports the dataset stack
 
     oi = fit_oi(fields, valid, covariance=covariance, max_fit_patches=max_fit_patches)
+    if exact:
+        oi = replace(oi, variance=tuple(v + g for v, g in zip(oi.variance, oi.nugget)), nugget=(0.0,) * len(oi.nugget))
     n = len(fields)
     pick = np.unique(np.linspace(0, n - 1, min(n, max_fit_patches)).round().astype(int))
     prior = ObservationPrior(PriorParams(covariance, oi.length_scale, oi.variance, oi.nugget,

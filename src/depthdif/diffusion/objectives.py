@@ -4,6 +4,9 @@ Batch (normalised units): y, y_valid, x = A ⊙ y, x_valid = A (B,C,H,W); land (
 optional eo (B,1,H,W); coords (B,4). Every objective works in the residual units of an
 observation `Frame` (`first_guess.py`): with a prior, r = (y - g)/ρ around the OI first guess g
 and the denoiser sees concat(r_t, frame.cond); without one, r = y and cond = concat(x, A, eo?).
+`diffusion_cfg` (model.diffusion) picks the formulation: `ddpm` (discrete schedule, the network
+predicts x0, ε or v, uniform or min-SNR-γ loss weight) or `edm` (`edm.py`: preconditioned
+D(x; σ), log-normal σ, λ(σ) weight); absent keys mean DDPM with a uniform weight.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from depthdif.diffusion import edm
+from depthdif.diffusion.edm import DiffusionSettings
 from depthdif.diffusion.first_guess import Frame, ObservationPrior, identity_frame
-from depthdif.diffusion.schedule import DiffusionConfigError, NoiseSchedule
+from depthdif.diffusion.schedule import DiffusionConfigError, NoiseSchedule, min_snr_weight
 
 Objective = Literal["standard", "ambient", "unet"]
-Parameterization = Literal["x0", "epsilon"]
+Parameterization = Literal["x0", "epsilon", "v"]
 LossMask = Literal["valid", "missing", "all"]
 
 
@@ -70,11 +75,15 @@ def observation_frame(
                        precomputed=precomputed)
 
 
-def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Σ m (pred - target)² / max(Σ m, 1), with m broadcast to pred's shape (in ≥ float32)."""
+def masked_mse(pred: Tensor, target: Tensor, mask: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Σ m w (pred - target)² / max(Σ m, 1), with m (and w, e.g. (B,1,1,1)) broadcast to pred's shape
+    (in ≥ float32); no weight is w = 1."""
     dtype = torch.promote_types(pred.dtype, torch.float32)  # bf16/fp16 sums lose counts
     mask = mask.to(dtype).expand_as(pred)
-    return (mask * (pred.to(dtype) - target.to(dtype)).square()).sum() / mask.sum().clamp_min(1)
+    err = (pred.to(dtype) - target.to(dtype)).square()
+    if weight is not None:
+        err = err * weight.to(dtype)
+    return (mask * err).sum() / mask.sum().clamp_min(1)
 
 
 def standard_loss_mask(
@@ -167,10 +176,24 @@ def _restore_min_kept(
 
 
 def _check_parameterization(parameterization: str) -> None:
-    if parameterization not in ("x0", "epsilon"):
+    if parameterization not in ("x0", "epsilon", "v"):
         raise DiffusionConfigError(
-            f"model.diffusion.parameterization = {parameterization!r}: use 'x0' or 'epsilon'"
+            f"model.diffusion.parameterization = {parameterization!r}: use 'x0', 'epsilon' or 'v'"
         )
+
+
+def _snr_weight(settings: DiffusionSettings, schedule: NoiseSchedule, t: Tensor, target: str) -> Tensor | None:
+    """Per-sample min-SNR-γ weight (B,1,1,1) for a loss on `target`; None for the uniform weight."""
+    if settings.loss_weighting == "uniform":
+        return None
+    return min_snr_weight(schedule.snr(t), settings.min_snr_gamma, target).reshape(-1, 1, 1, 1)
+
+
+def _edm_noisy(settings: DiffusionSettings, r: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """(σ (B,), x = r + σ n): ln σ ~ N(P_mean, P_std²), n ~ N(0, I) shaped like r (drawn in that order)."""
+    sigma = edm.sample_sigma(r.shape[0], settings.edm, device=r.device, generator=generator)
+    noise = torch.randn(r.shape, generator=generator, device=r.device, dtype=r.dtype)
+    return sigma, r + sigma.to(r.dtype).reshape(-1, *([1] * (r.ndim - 1))) * noise
 
 
 def _sample_t_noise(
@@ -214,17 +237,30 @@ def standard_loss(
     use_mask_channels: bool,
     generator: torch.Generator | None = None,
     prior: ObservationPrior | None = None,
+    diffusion_cfg: Mapping[str, Any] | None = None,
 ) -> Tensor:
-    """E_t,ε ‖M ⊙ (f(q_sample(r, t, ε), t, cond) - target)‖², r = frame residual of y,
-    target = r (x0) or ε (epsilon)."""
+    """DDPM: E_t,ε w(t) ‖M ⊙ (f(q_sample(r, t, ε), t, cond) - target)‖², r = frame residual of y,
+    target = r (x0), ε (epsilon) or v = √ᾱ ε - √(1-ᾱ) r (v); w = 1 or min-SNR-γ.
+    EDM: E_σ,n λ(σ) ‖M ⊙ (D(r + σ n; σ, cond) - r)‖²."""
     frame = observation_frame(batch, prior, use_eo=use_eo, use_mask_channels=use_mask_channels)
     r = frame.to_residual(batch["y"]) * batch["y_valid"]
+    settings = DiffusionSettings.from_cfg(diffusion_cfg)
+    coords = batch.get("coords")
+    if settings.formulation == "edm":
+        sigma, x = _edm_noisy(settings, r, generator)
+        sigma_data = settings.edm.sigma_data
+        pred = edm.denoise(lambda x_in, label: model(x_in, label, frame.cond, coords), x, sigma, sigma_data)
+        mask = standard_loss_mask(batch["y_valid"], batch["x_valid"], objective_cfg["loss_mask"])
+        return masked_mse(pred, r, mask, edm.loss_weight(sigma, sigma_data).reshape(-1, 1, 1, 1))
     t, noise = _sample_t_noise(schedule, r, generator)
     x_t = schedule.q_sample(r, t, noise)
-    pred = model(x_t, t, frame.cond, batch.get("coords"))
-    target = r if parameterization == "x0" else noise
+    pred = model(x_t, t, frame.cond, coords)
+    if parameterization == "v":
+        target = schedule.predict_v(r, t, noise)
+    else:
+        target = r if parameterization == "x0" else noise
     mask = standard_loss_mask(batch["y_valid"], batch["x_valid"], objective_cfg["loss_mask"])
-    return masked_mse(pred, target, mask)
+    return masked_mse(pred, target, mask, _snr_weight(settings, schedule, t, parameterization))
 
 
 def ambient_loss(
@@ -238,13 +274,17 @@ def ambient_loss(
     use_mask_channels: bool,
     generator: torch.Generator | None = None,
     prior: ObservationPrior | None = None,
+    diffusion_cfg: Mapping[str, Any] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Ambient diffusion (Daras et al. 2023): ‖A ⊙ (f(r_t, t, cond(Ã ⊙ x, Ã)) - r)‖², Ã ⊆ A.
+    """Ambient diffusion (Daras et al. 2023): w ‖A ⊙ (x̂0(r_t, t, cond(Ã ⊙ x, Ã)) - r)‖², Ã ⊆ A.
 
-    r = A ⊙ residual of x in the frame built from (Ã ⊙ x, Ã) only; r_t = q_sample(r, t, ε),
+    r = A ⊙ residual of x in the frame built from (Ã ⊙ x, Ã) only; r_t = q_sample(r, t, ε) (DDPM,
+    x̂0 from the x0/ε/v output, w = 1 or min(SNR, γ)) or r + σ n (EDM, x̂0 = D(r_t; σ), w = λ(σ)),
     optionally Ã ⊙ r_t. Only x and A are read: dense y never enters. Returns (loss, Ã).
     """
-    if parameterization == "epsilon" and objective_cfg["require_x0_parameterization"]:
+    settings = DiffusionSettings.from_cfg(diffusion_cfg)
+    if (settings.formulation == "ddpm" and parameterization == "epsilon"
+            and objective_cfg["require_x0_parameterization"]):
         raise DiffusionConfigError(
             "the ambient objective needs model.diffusion.parameterization = 'x0' (got 'epsilon'); "
             "set it to x0 or objectives.ambient.require_x0_parameterization to false"
@@ -256,20 +296,32 @@ def ambient_loss(
         int(objective_cfg["min_kept_observed_pixels"]),
         bool(objective_cfg["shared_spatial_mask"]),
         generator=generator,
-        pattern=str(objective_cfg.get("further_drop_pattern", "pixels")),
-        block_px=int(objective_cfg.get("further_drop_block_px", 8)),
+        pattern=str(objective_cfg["further_drop_pattern"]),
+        block_px=int(objective_cfg["further_drop_block_px"]),
     )
     frame = observation_frame(batch, prior, use_eo=use_eo, use_mask_channels=use_mask_channels, observed=a_tilde)
     r = a * frame.to_residual(x)
+    coords = batch.get("coords")
+    # S = A ⊙ y_valid: A ⊆ y_valid by construction, so this is A (y_valid only guards it)
+    support = a * batch["y_valid"]
+    if settings.formulation == "edm":
+        sigma, x_noisy = _edm_noisy(settings, r, generator)
+        if objective_cfg["mask_noisy_branch"]:
+            x_noisy = a_tilde * x_noisy
+        sigma_data = settings.edm.sigma_data
+        pred = edm.denoise(lambda x_in, label: model(x_in, label, frame.cond, coords), x_noisy, sigma, sigma_data)
+        return masked_mse(pred, r, support, edm.loss_weight(sigma, sigma_data).reshape(-1, 1, 1, 1)), a_tilde
     t, noise = _sample_t_noise(schedule, r, generator)
     x_t = schedule.q_sample(r, t, noise)
     if objective_cfg["mask_noisy_branch"]:
         x_t = a_tilde * x_t
-    pred = model(x_t, t, frame.cond, batch.get("coords"))
+    pred = model(x_t, t, frame.cond, coords)
     if parameterization == "epsilon":
         pred = schedule.predict_x0_from_eps(x_t, t, pred)
-    # S = A ⊙ y_valid: A ⊆ y_valid by construction, so this is A (y_valid only guards it)
-    return masked_mse(pred, r, a * batch["y_valid"]), a_tilde
+    elif parameterization == "v":
+        pred = schedule.predict_x0_from_v(x_t, t, pred)
+    # the loss is on x0 whatever the network predicts: min-SNR in x0 units is min(SNR, γ)
+    return masked_mse(pred, r, support, _snr_weight(settings, schedule, t, "x0")), a_tilde
 
 
 def regression_loss(
@@ -305,10 +357,12 @@ def training_loss(
     use_mask_channels: bool,
     generator: torch.Generator | None = None,
     prior: ObservationPrior | None = None,
+    diffusion_cfg: Mapping[str, Any] | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Loss of one batch for `objective` and its logs as detached 0-d tensors on the batch's device
     (loss, observed_fraction, field_std, kept_fraction = ΣÃ/ΣA for ambient): nothing here reads a
-    value back to the host, so a GPU step is never stalled; callers log them or call .item()."""
+    value back to the host, so a GPU step is never stalled; callers log them or call .item().
+    `diffusion_cfg` is the model.diffusion section (formulation, loss weighting, EDM keys)."""
     _check_parameterization(parameterization)
     logs = _batch_logs(batch)
     common: dict[str, Any] = dict(
@@ -316,11 +370,13 @@ def training_loss(
     )
     if objective == "standard":
         loss = standard_loss(
-            model, schedule, batch, parameterization=parameterization, generator=generator, **common
+            model, schedule, batch, parameterization=parameterization, generator=generator,
+            diffusion_cfg=diffusion_cfg, **common
         )
     elif objective == "ambient":
         loss, a_tilde = ambient_loss(
-            model, schedule, batch, parameterization=parameterization, generator=generator, **common
+            model, schedule, batch, parameterization=parameterization, generator=generator,
+            diffusion_cfg=diffusion_cfg, **common
         )
         logs["kept_fraction"] = (a_tilde.sum() / batch["x_valid"].sum().clamp_min(1)).detach()
     elif objective == "unet":

@@ -1,6 +1,6 @@
 """Reverse-process samplers (DDPM ancestral, DDIM) with optional clamping of known pixels.
 
-`model_fn(x_t, t) -> prediction` (x0 or ε) closes over the condition; t is the (B,) long
+`model_fn(x_t, t) -> prediction` (x0, ε or v) closes over the condition; t is the (B,) long
 tensor of the real training timestep. Ensembles: repeat the condition with
 `repeat_for_members` and regroup the output with `split_members`.
 """
@@ -101,14 +101,18 @@ def _x0_eps(
         x0 = pred
     elif parameterization == "epsilon":
         x0 = schedule.predict_x0_from_eps(x_t, t, pred)
+    elif parameterization == "v":
+        x0 = schedule.predict_x0_from_v(x_t, t, pred)
     else:
         raise DiffusionConfigError(
-            f"model.diffusion.parameterization = {parameterization!r}: use 'x0' or 'epsilon'"
+            f"model.diffusion.parameterization = {parameterization!r}: use 'x0', 'epsilon' or 'v'"
         )
     if clip_x0 is not None:
         x0 = x0.clamp(-clip_x0, clip_x0)
     elif parameterization == "epsilon":
         return x0, pred
+    elif parameterization == "v":  # ε from v directly: no division by √(1-ᾱ_t) near t = 0
+        return x0, schedule.predict_eps_from_v(x_t, t, pred)
     return x0, schedule.predict_eps_from_x0(x_t, t, x0)
 
 

@@ -105,6 +105,23 @@ class NoiseSchedule(nn.Module):
             self.sqrt_one_minus_alphas_cumprod, t, x_t
         )
 
+    def predict_v(self, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+        """v = √ᾱ_t ε - √(1-ᾱ_t) x0 (Salimans & Ho 2022)."""
+        return extract(self.sqrt_alphas_cumprod, t, x0) * eps - extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * x0
+
+    def predict_x0_from_v(self, x_t: Tensor, t: Tensor, v: Tensor) -> Tensor:
+        """x0 = √ᾱ_t x_t - √(1-ᾱ_t) v."""
+        return extract(self.sqrt_alphas_cumprod, t, x_t) * x_t - extract(self.sqrt_one_minus_alphas_cumprod, t, x_t) * v
+
+    def predict_eps_from_v(self, x_t: Tensor, t: Tensor, v: Tensor) -> Tensor:
+        """ε = √(1-ᾱ_t) x_t + √ᾱ_t v."""
+        return extract(self.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t + extract(self.sqrt_alphas_cumprod, t, x_t) * v
+
+    def snr(self, t: Tensor) -> Tensor:
+        """SNR(t) = ᾱ_t / (1-ᾱ_t), shape (B,)."""
+        ac = self.alphas_cumprod.gather(0, t.to(self.alphas_cumprod.device, torch.long))
+        return ac / (1 - ac)
+
     def q_posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q(x_{t-1} | x_t, x0) = N(c1_t x0 + c2_t x_t, β̃_t) → (mean, variance, log_variance)."""
         mean = (
@@ -114,3 +131,20 @@ class NoiseSchedule(nn.Module):
         variance = extract(self.posterior_variance, t, x_t)
         log_variance = extract(self.posterior_log_variance_clipped, t, x_t)
         return mean, variance, log_variance
+
+
+def min_snr_weight(snr: Tensor, gamma: float, target: str) -> Tensor:
+    """Min-SNR-γ loss weight (Hang et al. 2023) for a loss on `target`, all equal to min(SNR, γ) in x0 units:
+
+    x0: min(SNR, γ); epsilon: min(SNR, γ)/SNR = min(1, γ/SNR); v: min(SNR, γ)/(SNR + 1).
+    (‖ε̂ - ε‖² = SNR ‖x̂0 - x0‖² and ‖v̂ - v‖² = (SNR + 1) ‖x̂0 - x0‖².)
+    """
+    if gamma <= 0:
+        raise DiffusionConfigError(f"model.diffusion.min_snr_gamma = {gamma}: must be > 0")
+    if target == "x0":
+        return snr.clamp(max=gamma)
+    if target == "epsilon":
+        return (gamma / snr).clamp(max=1.0)  # 1 at SNR = 0
+    if target == "v":
+        return snr.clamp(max=gamma) / (snr + 1)
+    raise DiffusionConfigError(f"model.diffusion.parameterization = {target!r}: use 'x0', 'epsilon' or 'v'")

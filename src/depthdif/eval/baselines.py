@@ -1,5 +1,6 @@
-"""Classical gap-fillers scored like the learned methods: inverse distance weighting and
-optimal interpolation (Gaussian-process posterior mean), per patch and depth channel.
+"""Classical gap-fillers scored like the learned methods: inverse distance weighting,
+optimal interpolation (Gaussian-process posterior mean and std) and OI of the residuals of a
+per-level regression on the EO (`oi_eo`), per patch and depth channel.
 
 Array convention: values/observed/valid are (N,C,H,W) in degC; `observed` (A) marks the
 only pixels a baseline may read, `valid` where a prediction is wanted (NaN elsewhere).
@@ -13,25 +14,25 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from depthdif.dataset import load_arrays
 from depthdif.errors import ConfigError, DataError
 from depthdif.io import config_hash
-from depthdif.samples import write_samples
-from depthdif.shards import read_manifest
+from depthdif.samples import PREDICTIVE_ATTR, write_samples
+from depthdif.shards import load_degc
 
 log = logging.getLogger(__name__)
 
 COVARIANCES = ("gaussian", "matern32")
-BASELINES = ("idw", "oi")
+BASELINES = ("idw", "oi", "oi_eo")
+#: baselines whose samples file holds a Gaussian predictive distribution N(thetao_pred, thetao_std^2)
+GAUSSIAN_BASELINES = ("oi", "oi_eo")
 
 
 def _check_shapes(values: np.ndarray, observed: np.ndarray, valid: np.ndarray) -> None:
@@ -45,21 +46,27 @@ def _fill_values(fill: float | Sequence[float], channels: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(fill, np.float64), (channels,))
 
 
+Solver = Callable[[int, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
 def _per_field(
     values: np.ndarray,
     observed: np.ndarray,
     valid: np.ndarray,
     fill: float | Sequence[float],
-    solve: Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-) -> np.ndarray:
-    """Loop over (patch, channel); `solve(c, obs_yx, obs_values, query_yx)` predicts the valid pixels.
+    solve: Solver,
+    fill_std: float | Sequence[float] = np.nan,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loop over (patch, channel); `solve(c, obs_yx, obs_values, query_yx)` returns the prediction at
+    the valid pixels and its std (or None: NaN std). Returns float32 (pred, std), NaN where not valid.
 
-    Fields with no observation get `fill[c]` (e.g. the channel's training mean).
+    Fields with no observation get `fill[c]` (e.g. the channel's training mean) and `fill_std[c]`.
     """
     _check_shapes(values, observed, valid)
     n, c, h, w = values.shape
-    fills = _fill_values(fill, c)
+    fills, fill_stds = _fill_values(fill, c), _fill_values(fill_std, c)
     out = np.full(values.shape, np.nan, np.float32)
+    std = np.full(values.shape, np.nan, np.float32)
     obs_b = observed.astype(bool) & valid.astype(bool)
     valid_b = valid.astype(bool)
     for i in range(n):
@@ -70,10 +77,14 @@ def _per_field(
             pts = np.argwhere(obs_b[i, k])
             if not len(pts):
                 out[i, k][valid_b[i, k]] = fills[k]
+                std[i, k][valid_b[i, k]] = fill_stds[k]
                 continue
             obs_vals = values[i, k][obs_b[i, k]].astype(np.float64)
-            out[i, k][valid_b[i, k]] = solve(k, pts.astype(np.float64), obs_vals, query.astype(np.float64))
-    return out
+            pred, sd = solve(k, pts.astype(np.float64), obs_vals, query.astype(np.float64))
+            out[i, k][valid_b[i, k]] = pred
+            if sd is not None:
+                std[i, k][valid_b[i, k]] = sd
+    return out, std
 
 
 # --- inverse distance weighting -------------------------------------------------------
@@ -84,8 +95,8 @@ def idw(
     observed: np.ndarray,
     valid: np.ndarray,
     *,
-    power: float = 2.0,
-    neighbours: int = 16,
+    power: float,
+    neighbours: int,
     fill: float | Sequence[float] = np.nan,
 ) -> np.ndarray:
     """Inverse distance weighting: pred(x) = sum_i w_i v_i / sum_i w_i, w_i = d(x, x_i)^-power,
@@ -96,7 +107,7 @@ def idw(
     if power <= 0 or neighbours < 1:
         raise ConfigError(f"evaluate.idw: power must be > 0 and neighbours >= 1, got {power}, {neighbours}")
 
-    def solve(_: int, pts: np.ndarray, vals: np.ndarray, query: np.ndarray) -> np.ndarray:
+    def solve(_: int, pts: np.ndarray, vals: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, None]:
         k = min(neighbours, len(pts))
         dist, idx = cKDTree(pts).query(query, k=k)
         dist, idx = dist.reshape(len(query), k), idx.reshape(len(query), k)
@@ -104,9 +115,9 @@ def idw(
         with np.errstate(divide="ignore"):
             wts = np.where(exact[:, None], 0.0, dist ** (-power))
         wts[exact, 0] = 1.0  # an observed pixel keeps its own value
-        return np.sum(wts * vals[idx], axis=1) / np.sum(wts, axis=1)
+        return np.sum(wts * vals[idx], axis=1) / np.sum(wts, axis=1), None
 
-    return _per_field(values, observed, valid, fill, solve)
+    return _per_field(values, observed, valid, fill, solve)[0]
 
 
 # --- optimal interpolation ---------------------------------------------------------------
@@ -181,7 +192,9 @@ def _shifted(a: np.ndarray, dy: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
     return first, second
 
 
-def fit_variogram(r: np.ndarray, gamma: np.ndarray, npairs: np.ndarray, covariance: str, size: int) -> tuple[float, float, float]:
+def fit_variogram(
+    r: np.ndarray, gamma: np.ndarray, npairs: np.ndarray, covariance: str, size: int
+) -> tuple[float, float, float]:
     """Least-squares fit of gamma(r) = nugget + variance (1 - rho(r / l)), weighted by sqrt(n_pairs).
 
     Returns (length_scale px, variance, nugget); l is bounded to [0.3, 10 * size] px.
@@ -197,7 +210,8 @@ def fit_variogram(r: np.ndarray, gamma: np.ndarray, npairs: np.ndarray, covarian
 
     start = np.array([max(1.0, size / 4), gmax, 0.01 * gmax])
     lower, upper = np.array([0.3, 1e-6 * gmax, 0.0]), np.array([10.0 * size, 20.0 * gmax, gmax])
-    fit = least_squares(resid, np.clip(start, lower, upper), bounds=(lower, upper), x_scale=np.array([size / 4, gmax, gmax]))
+    scale = np.array([size / 4, gmax, gmax])
+    fit = least_squares(resid, np.clip(start, lower, upper), bounds=(lower, upper), x_scale=scale)
     ell, var, nug = map(float, fit.x)
     return ell, var, nug
 
@@ -206,8 +220,8 @@ def fit_oi(
     y: np.ndarray,
     valid: np.ndarray,
     *,
-    covariance: str = "gaussian",
-    max_fit_patches: int = 64,
+    covariance: str,
+    max_fit_patches: int,
 ) -> OIParams:
     """Fit per-channel OI parameters on TRAIN fields y (N,C,H,W) degC by the empirical variogram.
 
@@ -256,19 +270,123 @@ def oi(
     the observations (up to a 1e-8 * variance jitter); with a fitted nugget it is a smoother
     that does not pass exactly through them (only hidden pixels are scored).
     """
+    return _oi(values, observed, valid, params, fill, np.nan, with_std=False)[0]
+
+
+def oi_posterior(
+    values: np.ndarray,
+    observed: np.ndarray,
+    valid: np.ndarray,
+    params: OIParams,
+    *,
+    fill: float | Sequence[float] = np.nan,
+    fill_std: float | Sequence[float] = np.nan,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`oi`'s mean and its Gaussian predictive std sqrt(variance - k_*^T (K + nugget I)^-1 k_* + nugget)
+    (the posterior variance of the field plus the nugget: the spread of a new value at that pixel).
+    Fields without observations get `fill` and `fill_std`. Returns float32 (mean, std) (N,C,H,W)."""
+    return _oi(values, observed, valid, params, fill, fill_std, with_std=True)
+
+
+def _oi(
+    values: np.ndarray,
+    observed: np.ndarray,
+    valid: np.ndarray,
+    params: OIParams,
+    fill: float | Sequence[float],
+    fill_std: float | Sequence[float],
+    *,
+    with_std: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     _check_shapes(values, observed, valid)
     if len(params.length_scale) != values.shape[1]:
         raise DataError(f"OI parameters have {len(params.length_scale)} channels, data has {values.shape[1]}")
 
-    def solve(k: int, pts: np.ndarray, vals: np.ndarray, query: np.ndarray) -> np.ndarray:
+    def solve(k: int, pts: np.ndarray, vals: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         ell, var, nug = params.length_scale[k], params.variance[k], params.nugget[k]
         mean = vals.mean()
         gram = var * correlation(cdist(pts, pts), ell, params.covariance)
         factor = _cholesky(gram, nug + 1e-8 * var)
-        alpha = cho_solve(factor, vals - mean)
-        return mean + var * correlation(cdist(query, pts), ell, params.covariance) @ alpha
+        cross = var * correlation(cdist(query, pts), ell, params.covariance)  # (Q, P): k_*^T per query pixel
+        pred = mean + cross @ cho_solve(factor, vals - mean)
+        if not with_std:
+            return pred, None
+        v = solve_triangular(factor[0], cross.T, lower=True, check_finite=False)  # L^-1 k_*, (P, Q)
+        return pred, np.sqrt(np.maximum(var - np.sum(v * v, axis=0), 0.0) + nug)
 
-    return _per_field(values, observed, valid, fill, solve)
+    return _per_field(values, observed, valid, fill, solve, fill_std)
+
+
+# --- regression on the EO + OI of the residuals (oi_eo) ------------------------------------
+
+
+@dataclass(frozen=True)
+class EORegression:
+    """Per depth level c: y ~ intercept_c + slope_c * eo (degC), fitted on the train split.
+
+    `residual_std`: std of y - regression over the fitted pixels (what a field without observations
+    is off by); `eo_mean`: the mean EO of those pixels, used where the EO is missing on a valid pixel.
+    """
+
+    intercept: tuple[float, ...]
+    slope: tuple[float, ...]
+    residual_std: tuple[float, ...]
+    eo_mean: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def field(self, eo: np.ndarray) -> np.ndarray:
+        """Regression field (N,C,H,W) degC from eo (N,1,H,W) degC (NaN EO -> `eo_mean`)."""
+        eo = np.where(np.isfinite(eo), eo, self.eo_mean).astype(np.float64)
+        a = np.asarray(self.intercept, np.float64)[None, :, None, None]
+        b = np.asarray(self.slope, np.float64)[None, :, None, None]
+        return a + b * eo
+
+
+def fit_eo_regression(y: np.ndarray, eo: np.ndarray, valid: np.ndarray) -> EORegression:
+    """Least squares per level c over the train pixels where y is valid and the EO finite:
+    slope = cov(eo, y) / var(eo), intercept = mean(y) - slope mean(eo) (slope 0 for a constant EO).
+
+    y, valid (N,C,H,W); eo (N,1,H,W) degC (NaN on land).
+    """
+    if y.ndim != 4 or eo.shape != (y.shape[0], 1, *y.shape[2:]) or valid.shape != y.shape:
+        raise ValueError(f"fit_eo_regression: y/valid (N,C,H,W) and eo (N,1,H,W), got {y.shape}, {eo.shape}")
+    x_all = np.asarray(eo[:, 0], np.float64)
+    intercept, slope, resid_std, eo_used = [], [], [], []
+    for k in range(y.shape[1]):
+        ok = np.asarray(valid[:, k], bool) & np.isfinite(y[:, k]) & np.isfinite(x_all)
+        if ok.sum() < 2:
+            raise DataError(f"no train pixels with both a valid level {k} and an EO value to fit oi_eo's "
+                            "regression; check data.eo and the train split")
+        x, t = x_all[ok], np.asarray(y[:, k][ok], np.float64)
+        xm, tm = x.mean(), t.mean()
+        sxx = float(np.mean(np.square(x - xm)))
+        b = float(np.mean((x - xm) * (t - tm)) / sxx) if sxx > 0 else 0.0
+        a = float(tm - b * xm)
+        intercept.append(a)
+        slope.append(b)
+        resid_std.append(float(np.std(t - (a + b * x))))
+        eo_used.append(x)
+        log.info("oi_eo regression level %d: y = %.4g + %.4g eo, residual std %.4g degC", k, a, b, resid_std[-1])
+    return EORegression(tuple(intercept), tuple(slope), tuple(resid_std), float(np.concatenate(eo_used).mean()))
+
+
+def oi_eo(
+    values: np.ndarray,
+    observed: np.ndarray,
+    valid: np.ndarray,
+    eo: np.ndarray,
+    regression: EORegression,
+    params: OIParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Regression field f = a_c + b_c eo plus the OI of the residuals v - f at the observations
+    (`oi_posterior` with `params` fitted on the train residuals); std = the residual OI's predictive
+    std. Fields without observations get f and the regression's residual std. Returns float32 (mean, std)."""
+    base = regression.field(eo)
+    resid, std = oi_posterior(values - base, observed, valid, params, fill=0.0, fill_std=regression.residual_std)
+    pred = np.where(valid.astype(bool), base + resid, np.nan).astype(np.float32)
+    return pred, std
 
 
 def _cholesky(gram: np.ndarray, diag: float) -> tuple[np.ndarray, bool]:
@@ -285,39 +403,9 @@ def _cholesky(gram: np.ndarray, diag: float) -> tuple[np.ndarray, bool]:
 # --- workflow entry point ---------------------------------------------------------------
 
 
-def load_degc(folder: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Load a shard folder in degC with the manifest stats: y * std + mean.
-
-    Returns (arrays, manifest); arrays: truth (NaN where invalid), obs (NaN where not
-    observed), observed, valid (bool), eo (degC, NaN on land; only if has_eo), mean (C,),
-    land, lat, lon, time, patch_id.
-    """
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    arrays = load_arrays(folder)
-    stats = manifest["stats"]
-    c = int(manifest["channels"])
-    mean = np.asarray(stats["mean"], np.float64)
-    std = np.asarray(stats["std"], np.float64)
-    if mean.shape != (c,) or std.shape != (c,):
-        raise DataError(f"{folder}/manifest.json: stats mean/std need {c} values, got {mean.shape}, {std.shape}")
-    scale = lambda a: a * std[None, :, None, None] + mean[None, :, None, None]  # noqa: E731
-    valid = arrays["y_valid"].astype(bool)
-    observed = arrays["x_valid"].astype(bool)
-    out = {
-        "truth": np.where(valid, scale(arrays["y"]), np.nan),
-        "obs": np.where(observed, scale(arrays["x"]), np.nan),
-        "observed": observed,
-        "valid": valid,
-        "mean": mean,
-    }
-    out.update({k: arrays[k] for k in ("land", "lat", "lon", "time", "patch_id")})
-    if manifest.get("has_eo") and "eo" in arrays:
-        if stats.get("eo_mean") is None or stats.get("eo_std") is None:
-            raise DataError(f"{folder}/manifest.json: has_eo but stats lack eo_mean/eo_std; rerun the shards rule")
-        eo = arrays["eo"] * float(stats["eo_std"]) + float(stats["eo_mean"])
-        out["eo"] = np.where(arrays["land"][:, None].astype(bool), np.nan, eo)
-    return out, manifest
+def eo_missing_message(where: str) -> str:
+    return (f"evaluate.methods includes 'oi_eo' (a regression on the EO), but {where} has no EO "
+            "(data.eo: none): set data.eo to 'surface' or 'ostia', or remove oi_eo from evaluate.methods")
 
 
 def run_baseline(
@@ -329,11 +417,14 @@ def run_baseline(
     scenario: str,
     out_nc: str | os.PathLike[str],
 ) -> dict[str, Any]:
-    """Reconstruct the test shards with `method` ("idw" | "oi") in degC and write the samples netCDF.
+    """Reconstruct the test shards with `method` ("idw" | "oi" | "oi_eo") in degC and write the samples netCDF.
 
     `method_cfg` is `evaluate.idw` {power, neighbours} or `evaluate.oi` {covariance,
-    max_fit_patches}; OI is fitted on `train_dir` truth. Fields without observations get
-    the channel's training mean. std = 0, no members. Returns a summary dict.
+    max_fit_patches} (for oi and oi_eo). OI is fitted on the `train_dir` truth; oi_eo fits its
+    per-level EO regression on the train truth and its OI on the train residuals. idw: std = 0;
+    oi/oi_eo: thetao_std = the Gaussian predictive std (attribute predictive = "gaussian"), fields
+    without observations get the training mean (oi: the level's training std; oi_eo: the regression
+    field and its residual std). No members. Returns a summary dict.
     """
     if method not in BASELINES:
         raise ConfigError(f"baseline method must be one of {BASELINES}, got {method!r}")
@@ -341,20 +432,36 @@ def run_baseline(
     summary: dict[str, Any] = {"method": method, "scenario": scenario, "n_patches": int(len(test["truth"]))}
     attrs: dict[str, Any] = {"method": method, "scenario": scenario, "checkpoint": "",
                              "config_hash": config_hash({"method": method, **dict(method_cfg)})}
+    std = None
     if method == "idw":
-        pred = idw(test["obs"], test["observed"], test["valid"], power=float(method_cfg.get("power", 2.0)),
-                   neighbours=int(method_cfg.get("neighbours", 16)), fill=test["mean"])
+        pred = idw(test["obs"], test["observed"], test["valid"], power=float(method_cfg["power"]),
+                   neighbours=int(method_cfg["neighbours"]), fill=test["mean"])
     else:
+        if method == "oi_eo" and "eo" not in test:
+            raise ConfigError(eo_missing_message(f"the test shards {test_dir}"))
         train, _ = load_degc(train_dir)
-        params = fit_oi(train["truth"], train["valid"], covariance=str(method_cfg.get("covariance", "gaussian")),
-                        max_fit_patches=int(method_cfg.get("max_fit_patches", 64)))
-        pred = oi(test["obs"], test["observed"], test["valid"], params, fill=test["mean"])
+        fit = {"covariance": str(method_cfg["covariance"]), "max_fit_patches": int(method_cfg["max_fit_patches"])}
+        if method == "oi":
+            params = fit_oi(train["truth"], train["valid"], **fit)
+            pred, std = oi_posterior(test["obs"], test["observed"], test["valid"], params, fill=test["mean"],
+                                     fill_std=np.asarray(manifest["stats"]["std"], np.float64))
+        else:
+            if "eo" not in train:
+                raise ConfigError(eo_missing_message(f"the train shards {train_dir}"))
+            regression = fit_eo_regression(train["truth"], train["eo"], train["valid"])
+            residual = train["truth"] - regression.field(train["eo"])
+            params = fit_oi(residual, train["valid"] & np.isfinite(residual), **fit)
+            pred, std = oi_eo(test["obs"], test["observed"], test["valid"], test["eo"], regression, params)
+            summary["regression"] = regression.to_dict()
+            attrs["eo_regression"] = json.dumps(regression.to_dict())
         summary["params"] = params.to_dict()
         attrs["oi_params"] = json.dumps(params.to_dict())
+        attrs[PREDICTIVE_ATTR] = "gaussian"
     write_samples(
         out_nc, pred=pred, truth=test["truth"], observed=test["observed"], valid=test["valid"],
         land=test["land"], depth=np.asarray(manifest["depth"], np.float32), lat=test["lat"], lon=test["lon"],
-        time=test["time"], patch_id=test["patch_id"], attrs=attrs,
+        time=test["time"], patch_id=test["patch_id"], std=std, attrs=attrs,
+        std_long_name=None if std is None else "Gaussian predictive standard deviation (OI posterior + nugget)",
     )
     summary["config_hash"] = attrs["config_hash"]
     return summary

@@ -6,7 +6,11 @@ returns NaN where the mask selects nothing. Ensemble members are on axis 0 of `m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import scoringrules as sr
+from scipy.special import ndtr
 from skimage.metrics import structural_similarity
 
 Axis = int | tuple[int, ...] | None
@@ -95,24 +99,72 @@ def ssim(pred: np.ndarray, truth: np.ndarray, data_range: float, mask: np.ndarra
     return float(smap[mask].mean())
 
 
-def crps_ensemble(
-    members: np.ndarray, truth: np.ndarray, mask: np.ndarray, axis: Axis = None, *, fair: bool = False
-) -> np.ndarray | float:
-    """CRPS of an ensemble (members on axis 0), averaged over `mask`.
+#: pixels per scoringrules call (the fair estimator holds a (pixels, K, K) array)
+CHUNK = 65_536
 
-    Standard (DESIGN) form: mean_i|e_i - y| - 1/2 mean_ij|e_i - e_j| (pairs over K^2, i = j
-    included); `fair=True` divides the pair sum by K(K-1) instead (unbiased for K -> inf).
+
+def _pointwise(score: Callable[..., np.ndarray], mask: np.ndarray, *arrays: np.ndarray) -> np.ndarray:
+    """`score(*values)` at the pixels of `mask` (chunked), NaN elsewhere; arrays are (..., *mask.shape)
+    with leading axes kept (members first), each compressed to (..., P) before the call."""
+    out = np.full(mask.shape, np.nan)
+    flat = [np.asarray(a, np.float64)[..., mask] for a in arrays]
+    total = int(mask.sum())
+    values = np.empty(total)
+    for lo in range(0, total, CHUNK):
+        values[lo : lo + CHUNK] = score(*(a[..., lo : lo + CHUNK] for a in flat))
+    out[mask] = values
+    return out
+
+
+def crps_ensemble(
+    members: np.ndarray, truth: np.ndarray, mask: np.ndarray, axis: Axis = None, *, estimator: str = "fair"
+) -> np.ndarray | float:
+    """CRPS of an ensemble (members on axis 0) by `scoringrules.crps_ensemble`, averaged over `mask`.
+
+    `fair` (default, unbiased for the CRPS of the distribution the K members are drawn from):
+    mean_i|e_i - y| - 1/(2K(K-1)) sum_ij|e_i - e_j|; `nrg`: the same with K^2 (the CRPS of the
+    empirical distribution of the members, which favours small ensembles).
     """
-    e = np.sort(members.astype(np.float64), axis=0)
-    k = e.shape[0]
-    skill = np.mean(np.abs(e - truth[None]), axis=0)
-    # sum_ij |e_i - e_j| = 2 sum_i (2i - K + 1) e_(i) for sorted members (i = 0..K-1)
-    coef = (2.0 * np.arange(k) - k + 1).reshape((k,) + (1,) * (e.ndim - 1))
-    pair_sum = 2.0 * np.sum(coef * e, axis=0)
-    denom = k * (k - 1) if fair else k * k
-    if denom == 0:
-        raise ValueError("fair CRPS needs at least 2 members")
-    return _masked_mean(skill - 0.5 * pair_sum / denom, mask, axis)
+    k = members.shape[0]
+    if estimator == "fair" and k < 2:
+        raise ValueError("the fair CRPS needs at least 2 members")
+    mask = np.broadcast_to(mask.astype(bool), truth.shape) & np.isfinite(truth)
+
+    def score(y: np.ndarray, e: np.ndarray) -> np.ndarray:
+        return np.asarray(sr.crps_ensemble(y, e, m_axis=0, estimator=estimator, backend="numpy"))
+
+    return _masked_mean(_pointwise(score, mask, truth, members), mask, axis)
+
+
+def crps_gaussian(
+    mu: np.ndarray, sigma: np.ndarray, truth: np.ndarray, mask: np.ndarray, axis: Axis = None
+) -> np.ndarray | float:
+    """Closed-form CRPS of N(mu, sigma^2) by `scoringrules.crps_normal`, averaged over `mask`:
+    sigma [z (2 Phi(z) - 1) + 2 phi(z) - 1/sqrt(pi)], z = (y - mu)/sigma; |y - mu| where sigma = 0."""
+    mask = np.broadcast_to(mask.astype(bool), truth.shape) & np.isfinite(truth)
+
+    def score(y: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
+        point = s <= 0
+        out = np.abs(y - m)
+        if not point.all():
+            out[~point] = sr.crps_normal(y[~point], m[~point], s[~point], backend="numpy")
+        return out
+
+    mu, sigma = np.broadcast_to(mu, truth.shape), np.broadcast_to(sigma, truth.shape)
+    return _masked_mean(_pointwise(score, mask, truth, mu, sigma), mask, axis)
+
+
+def ensemble_spread(members: np.ndarray) -> np.ndarray:
+    """Per pixel, the finite-ensemble corrected spread sqrt((K+1)/K) s, s the ddof=1 member std."""
+    k = members.shape[0]
+    if k < 2:
+        raise ValueError("the ensemble spread needs at least 2 members")
+    return np.sqrt((k + 1) / k) * np.std(members.astype(np.float64), axis=0, ddof=1)
+
+
+def rms(values: np.ndarray, mask: np.ndarray, axis: Axis = None) -> np.ndarray | float:
+    """Root mean square sqrt(mean(v^2)) over `mask` (the spread of a set of pixels)."""
+    return np.sqrt(_masked_mean(np.square(values.astype(np.float64)), mask, axis))
 
 
 def spread_skill(members: np.ndarray, truth: np.ndarray, mask: np.ndarray, axis: Axis = None) -> np.ndarray | float:
@@ -121,14 +173,67 @@ def spread_skill(members: np.ndarray, truth: np.ndarray, mask: np.ndarray, axis:
     s^2 is the unbiased (ddof=1) member variance; the "mean ensemble std" is taken as the
     root of the mean variance (Fortin et al. 2014), so a calibrated ensemble gives 1.
     """
-    k = members.shape[0]
-    if k < 2:
-        raise ValueError("spread_skill needs at least 2 members")
-    spread = np.sqrt(_masked_mean(np.var(members.astype(np.float64), axis=0, ddof=1), mask, axis))
-    skill = np.asarray(rmse(np.mean(members, axis=0), truth, mask, axis))
+    spread = np.asarray(rms(ensemble_spread(members), mask, axis))
+    return _ratio(spread, np.asarray(rmse(np.mean(members, axis=0), truth, mask, axis)))
+
+
+def spread_skill_gaussian(
+    mu: np.ndarray, sigma: np.ndarray, truth: np.ndarray, mask: np.ndarray, axis: Axis = None
+) -> np.ndarray | float:
+    """Spread-skill ratio of a Gaussian forecast: sqrt(mean sigma^2) / RMSE(mu) over `mask` (1 = calibrated)."""
+    return _ratio(np.asarray(rms(sigma, mask, axis)), np.asarray(rmse(mu, truth, mask, axis)))
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray | float:
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.sqrt((k + 1) / k) * spread / skill
+        out = num / den
     return float(out) if np.ndim(out) == 0 else out
+
+
+def rank_histogram(members: np.ndarray, truth: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
+    """Counts (K+1,) of the rank of the truth among the K members (axis 0) over the pixels of `mask`.
+
+    rank = #{e_i < y} + U{0..#{e_i = y}} (ties broken at random, `numpy.random.default_rng(seed)`),
+    so a calibrated ensemble gives a flat histogram, a collapsed one fills the two extreme bins.
+    """
+    mask = np.broadcast_to(mask.astype(bool), truth.shape) & np.isfinite(truth)
+    e, y = members[:, mask], truth[mask]
+    k = members.shape[0]
+    below = np.sum(e < y, axis=0)
+    ties = np.sum(e == y, axis=0)
+    rank = below + np.random.default_rng(seed).integers(0, ties + 1)
+    return np.bincount(rank, minlength=k + 1).astype(np.int64)
+
+
+def pit_histogram(mu: np.ndarray, sigma: np.ndarray, truth: np.ndarray, mask: np.ndarray, bins: int) -> np.ndarray:
+    """Counts (bins,) of the PIT u = Phi((y - mu)/sigma) of a Gaussian forecast in equal bins of [0, 1].
+
+    With bins = K + 1 it is the expected rank histogram of K members drawn from N(mu, sigma^2)
+    (no draws, so no sampling noise): flat when calibrated. sigma = 0: u = 0, 1/2 or 1.
+    """
+    if bins < 2:
+        raise ValueError(f"a PIT histogram needs at least 2 bins, got {bins}")
+    mask = np.broadcast_to(mask.astype(bool), truth.shape) & np.isfinite(truth)
+    y, m, s = truth[mask], np.broadcast_to(mu, truth.shape)[mask], np.broadcast_to(sigma, truth.shape)[mask]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.where(s > 0, ndtr((y - m) / np.where(s > 0, s, 1.0)), 0.5 * (1.0 + np.sign(y - m)))
+    which = np.clip(np.floor(u * bins).astype(np.int64), 0, bins - 1)
+    return np.bincount(which, minlength=bins).astype(np.int64)
+
+
+def spread_error_bins(spread: np.ndarray, error: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
+    """Pixels sorted by spread and cut into `bins` equal-count bins (deciles for 10; stable sort, so ties
+    are split deterministically): per bin n, spread = sqrt(mean spread^2), rmse = sqrt(mean error^2),
+    ratio = rmse / spread (1 = the spread tracks the error). spread/error are 1-D over the same pixels.
+    """
+    order = np.argsort(spread, kind="stable")
+    parts = [p for p in np.array_split(order, bins) if len(p)]
+    n = np.array([len(p) for p in parts], np.int64)
+    s = np.array([np.sqrt(np.mean(np.square(spread[p]))) for p in parts])
+    e = np.array([np.sqrt(np.mean(np.square(error[p]))) for p in parts])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = e / s
+    return {"n": n, "spread": s, "rmse": e, "ratio": ratio}
 
 
 def neighbour_jump(field: np.ndarray, valid: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

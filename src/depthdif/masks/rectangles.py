@@ -10,13 +10,15 @@ from depthdif.errors import ConfigError
 from depthdif.masks.common import collect, target_count
 
 
-def rectangles_mask(ocean: np.ndarray, fraction: float, rng: np.random.Generator, options: dict[str, Any]) -> np.ndarray:
+def rectangles_mask(
+    ocean: np.ndarray, fraction: float, rng: np.random.Generator, options: dict[str, Any]
+) -> np.ndarray:
     """Union of random boxes with sides in [min_side, max_side] (clipped to the patch).
 
     Boxes are placed uniformly inside the patch and added until the observed count reaches
     `target_count`; the last box is cut in raster order to hit the count exactly.
     """
-    lo, hi = int(options.get("min_side", 2)), int(options.get("max_side", 8))
+    lo, hi = int(options["min_side"]), int(options["max_side"])
     if not 1 <= lo <= hi:
         raise ConfigError(f"scenario options min_side={lo}, max_side={hi}: need 1 <= min_side <= max_side")
     h, w = ocean.shape

@@ -36,8 +36,8 @@ def tracks_mask(ocean: np.ndarray, fraction: float, rng: np.random.Generator, op
 
     Samples that fall on land are skipped (the float is not observed there).
     """
-    every = max(1, int(options.get("sample_every", 3)))
-    n_tracks = max(1, int(options.get("n_tracks", 3)))
+    every = max(1, int(options["sample_every"]))
+    n_tracks = max(1, int(options["n_tracks"]))
     ocean_idx = np.flatnonzero(ocean)
     k = target_count(ocean_idx.size, fraction)
     return collect(

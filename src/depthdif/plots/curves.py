@@ -15,7 +15,7 @@ from depthdif.plots.style import DEGC, dpi_of, method_colour, new_figure, save_p
 
 
 def metrics_vs_fraction(summary_csv: str | os.PathLike[str], scenario_fractions: Mapping[str, float],
-                        out_png: str | os.PathLike[str], cfg: Mapping[str, Any] | None = None) -> None:
+                        out_png: str | os.PathLike[str], cfg: Mapping[str, Any]) -> None:
     """Overall (depth "all") RMSE and, if any ensemble was scored, CRPS against the hidden fraction
     of each scenario; one line per method, scenario names under the fraction ticks."""
     summary = read_summary(summary_csv)
@@ -48,7 +48,7 @@ def metrics_vs_fraction(summary_csv: str | os.PathLike[str], scenario_fractions:
 
 
 def rmse_by_depth(summary_csv: str | os.PathLike[str], out_png: str | os.PathLike[str],
-                  cfg: Mapping[str, Any] | None = None) -> None:
+                  cfg: Mapping[str, Any]) -> None:
     """RMSE per depth level (depth downwards on the y axis), one panel per scenario, one line per method."""
     summary = read_summary(summary_csv)
     levels = summary[summary["depth_m"].notna()]
@@ -94,12 +94,14 @@ def _series(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def training_curves(metrics_csvs: Mapping[str, str | os.PathLike[str]], out_png: str | os.PathLike[str],
-                    cfg: Mapping[str, Any] | None = None) -> None:
+                    cfg: Mapping[str, Any]) -> None:
     """Train (solid) and val (dashed, markers) loss vs step per run, plus val/rmse and lr when logged."""
     if not metrics_csvs:
         raise DataError("no training logs given; evaluate.methods has no learned method")
     logs = {label: _read_log(path) for label, path in metrics_csvs.items()}
-    lr_col = {label: next((c for c in f.columns if c == "lr" or c.startswith("lr-")), None) for label, f in logs.items()}
+    lr_col = {
+        label: next((c for c in f.columns if c == "lr" or c.startswith("lr-")), None) for label, f in logs.items()
+    }
     panels = ["loss"]
     if any(not _series(f, "val/rmse").empty for f in logs.values()):
         panels.append("val/rmse")
@@ -115,7 +117,9 @@ def training_curves(metrics_csvs: Mapping[str, str | os.PathLike[str]], out_png:
             if s.empty:
                 continue
             positive &= bool((s["value"] > 0).all())
-            style = {"linestyle": "-", "alpha": 0.8} if split == "train" else {"linestyle": "--", "marker": "o", "ms": 3}
+            style = (
+                {"linestyle": "-", "alpha": 0.8} if split == "train" else {"linestyle": "--", "marker": "o", "ms": 3}
+            )
             axes["loss"].plot(s["step"], s["value"], color=colour, label=f"{label} {split}", **style)
         if "val/rmse" in axes:
             s = _series(frame, "val/rmse")

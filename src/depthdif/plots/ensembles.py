@@ -1,106 +1,101 @@
-"""Ensemble diagnostics on hidden pixels: calibration (Fig. 7) and radially averaged power spectra (Fig. 8)."""
+"""Calibration of every method on hidden pixels (Fig. 7) and radially averaged power spectra (Fig. 8)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from scipy.signal.windows import hann
 
 from depthdif.errors import DataError
-from depthdif.eval.metrics import hidden_mask
-from depthdif.io import seed_for
+from depthdif.eval.scoring import read_summary
 from depthdif.plots.style import DEGC, dpi_of, has_members, load_samples, method_colour, new_figure, save_png
 
 EARTH_KM_PER_DEG = 111.195
-MAX_PIXELS = 200_000  # subsample for rank histograms / spread bins (deterministic)
+ESTIMATOR = {"ensemble": "fair CRPS", "gaussian": "Gaussian CRPS", "deterministic": "MAE"}
 
 
-def _hidden_members(ds: Any, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(members (K, P), truth (P,)) over hidden pixels, at most MAX_PIXELS of them."""
-    hidden = hidden_mask(ds["observed"].values, ds["valid"].values) & np.isfinite(ds["thetao_true"].values)
-    members = ds["thetao_members"].transpose("member", "patch", "depth", "y", "x").values[:, hidden]
-    truth = ds["thetao_true"].values[hidden]
-    if truth.size > MAX_PIXELS:
-        rng = np.random.default_rng(seed_for("calibration", method))
-        pick = np.sort(rng.choice(truth.size, MAX_PIXELS, replace=False))
-        members, truth = members[:, pick], truth[pick]
-    return members.astype(np.float64), truth.astype(np.float64)
-
-
-def binned_spread_error(members: np.ndarray, truth: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Per spread-quantile bin: RMS corrected spread sqrt((K+1)/K) s and RMSE of the ensemble mean."""
-    k = members.shape[0]
-    spread = np.sqrt((k + 1) / k) * members.std(axis=0, ddof=1)
-    error = members.mean(axis=0) - truth
-    edges = np.unique(np.quantile(spread, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, spread, side="right") - 1, 0, max(len(edges) - 2, 0))
-    xs, ys = [], []
-    for b in range(max(len(edges) - 1, 1)):
-        sel = which == b
-        if sel.any():
-            xs.append(np.sqrt(np.mean(spread[sel] ** 2)))
-            ys.append(np.sqrt(np.mean(error[sel] ** 2)))
-    return np.asarray(xs), np.asarray(ys)
-
-
-def rank_histogram(members: np.ndarray, truth: np.ndarray, seed: int) -> np.ndarray:
-    """Frequencies (K+1,) of the rank of the truth among K members (ties broken at random)."""
-    k = members.shape[0]
-    below = np.sum(members < truth, axis=0)
-    ties = np.sum(members == truth, axis=0)
-    rank = below + np.random.default_rng(seed).integers(0, ties + 1)
-    return np.bincount(rank, minlength=k + 1) / max(len(truth), 1)
-
-
-def calibration(samples: Mapping[str, str | os.PathLike[str]], out_png: str | os.PathLike[str],
-                cfg: Mapping[str, Any] | None = None) -> None:
-    """Spread vs error in spread-quantile bins (1:1 = calibrated) and rank histograms
-    (flat = calibrated, U = under-dispersed) for the methods with >= 2 ensemble members."""
-    datasets = load_samples(samples)
-    ensembles = {m: ds for m, ds in datasets.items() if has_members(ds)}
-    if not ensembles:
-        fig = new_figure(5.0, 2.0)
-        ax = fig.subplots()
-        ax.text(0.5, 0.5, f"no ensemble method among {', '.join(datasets)}:\nno calibration to show",
-                ha="center", va="center")
-        ax.set_axis_off()
-        save_png(fig, out_png, dpi_of(cfg))
-        return
-    fig = new_figure(9.4, 4.0)
-    ax_se, ax_rank = fig.subplots(1, 2)
+def calibration(summary_csv: str | os.PathLike[str], calibration_csv: str | os.PathLike[str],
+                out_png: str | os.PathLike[str], cfg: Mapping[str, Any], *, scenario: str,
+                methods: Sequence[str] | None = None) -> None:
+    """Calibration of every method of one scenario on hidden pixels, all depths (from the summarize
+    rule's summary.csv and calibration.csv): CRPS per method (fair ensemble CRPS, closed-form Gaussian
+    CRPS, or MAE for deterministic methods: hatched) with its spread/skill; spread vs error in spread
+    deciles (1:1 = calibrated); rank histograms (flat = calibrated, U = under-dispersed; a Gaussian
+    forecast's PIT in K+1 bins). Deterministic methods have no spread and no histogram."""
+    summary = read_summary(summary_csv)
+    overall = summary[(summary["depth"] == "all") & (summary["scenario"] == scenario)]
+    if methods is not None:
+        overall = overall.set_index("method").reindex(list(methods)).reset_index()
+    if overall.empty or overall["rmse"].isna().all():
+        raise DataError(f"{summary_csv} has no depth 'all' rows of scenario {scenario!r}; rerun the summarize rule")
+    try:
+        cal = pd.read_csv(calibration_csv, dtype={"scenario": str, "method": str, "depth": str})
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {calibration_csv} ({exc}); rerun the summarize rule") from exc
+    cal = cal[(cal["scenario"] == scenario) & (cal["depth"] == "all")]
+    fig = new_figure(13.5, 4.2)
+    ax_crps, ax_se, ax_rank = fig.subplots(1, 3)
+    names = overall["method"].tolist()
+    for j, row in enumerate(overall.itertuples(index=False)):
+        kind = str(row.forecast)
+        ax_crps.bar(j, row.crps, color=method_colour(row.method, j), hatch="//" if kind == "deterministic" else None,
+                    edgecolor="0.25")
+        ratio = f"s/s {row.spread_skill:.2f}" if np.isfinite(row.spread_skill) else "no spread"
+        ax_crps.annotate(f"{row.crps:.3g}\n{ratio}", (j, row.crps), ha="center", va="bottom", fontsize="x-small",
+                         xytext=(0, 2), textcoords="offset points")
+    ax_crps.set_xticks(range(len(names)), [f"{m}\n({ESTIMATOR.get(str(k), '?')})"
+                                           for m, k in zip(names, overall["forecast"])], fontsize="x-small")
+    ax_crps.set_ylabel(f"CRPS ({DEGC})")
+    ax_crps.set_ylim(0, np.nanmax(overall["crps"].to_numpy(np.float64)) * 1.3 if overall["crps"].notna().any()
+                     else 1.0)
+    ax_crps.set_title(f"{scenario}: CRPS, spread/skill (s/s)")
     values: list[np.ndarray] = []
-    for j, (method, ds) in enumerate(ensembles.items()):
-        members, truth = _hidden_members(ds, method)
+    shown = 0
+    for j, method in enumerate(names):
+        part = cal[cal["method"] == method]
+        if part.empty:
+            continue
         colour = method_colour(method, j)
-        xs, ys = binned_spread_error(members, truth)
+        spread = part[part["table"] == "spread"].sort_values("bin")
+        xs, ys = spread["spread"].to_numpy(np.float64), spread["rmse"].to_numpy(np.float64)
         ok = (xs > 0) & (ys > 0)  # log axes: spread and error can differ by decades
-        ax_se.loglog(xs[ok], ys[ok], marker="o", color=colour, label=method)
-        values += [xs[ok], ys[ok]]
-        k = members.shape[0]
-        freq = rank_histogram(members, truth, seed_for("rank_histogram", method))
-        # x = rank / K in [0, 1], density (K+1) * freq: uniform = 1 whatever K is
-        ax_rank.step(np.arange(k + 2) / (k + 1), np.append(freq, freq[-1]) * (k + 1), where="post",
-                     color=colour, label=f"{method} (K={k})")
+        if ok.any():
+            ax_se.loglog(xs[ok], ys[ok], marker="o", color=colour, label=method)
+            values += [xs[ok], ys[ok]]
+        rank = part[part["table"] == "rank"].sort_values("bin")
+        freq = rank["share"].to_numpy(np.float64)
+        if len(freq):
+            k = len(freq) - 1
+            ensemble = str(part["forecast"].iloc[0]) == "ensemble"
+            label = f"{method} (K={k})" if ensemble else f"{method} (PIT, {k + 1} bins)"
+            # x = rank / (K+1) in [0, 1], density (K+1) * share: uniform = 1 whatever K is
+            ax_rank.step(np.arange(k + 2) / (k + 1), np.append(freq, freq[-1]) * (k + 1), where="post",
+                         color=colour, label=label)
+            shown += 1
     finite = np.concatenate(values) if values else np.array([])
     lo, hi = (finite.min() / 1.5, finite.max() * 1.5) if finite.size else (1e-2, 1.0)
     ax_se.loglog([lo, hi], [lo, hi], color="0.4", linestyle=":", label="1:1")
     ax_se.set_xlim(lo, hi)
     ax_se.set_ylim(lo, hi)
     ax_se.set_aspect("equal")
-    ax_se.set_xlabel(f"ensemble spread √((K+1)/K)·s ({DEGC})")
-    ax_se.set_ylabel(f"RMSE of the ensemble mean ({DEGC})")
-    ax_se.set_title("spread vs error (hidden pixels, binned)")
+    ax_se.set_xlabel(f"RMS spread per decile ({DEGC}): √((K+1)/K)·s or σ")
+    ax_se.set_ylabel(f"RMSE of the mean ({DEGC})")
+    ax_se.set_title("spread vs error (spread deciles)")
     ax_rank.axhline(1.0, color="0.4", linestyle=":", label="uniform")
+    if not shown:
+        ax_rank.text(0.5, 0.5, "no ensemble or Gaussian method", ha="center", va="center", transform=ax_rank.transAxes)
     ax_rank.set_xlabel("rank of the truth among the members (scaled to [0, 1])")
     ax_rank.set_ylabel("density")
-    ax_rank.set_title("rank histogram")
-    for ax in (ax_se, ax_rank):
+    ax_rank.set_title("rank histogram (hidden pixels, all depths)")
+    for ax in (ax_crps, ax_se, ax_rank):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    for ax in (ax_se, ax_rank):
+        ax.legend(fontsize="x-small")
     save_png(fig, out_png, dpi_of(cfg))
 
 
@@ -141,7 +136,7 @@ def _spectrum_levels(valid: np.ndarray) -> list[int]:
 
 
 def power_spectra(samples: Mapping[str, str | os.PathLike[str]], out_png: str | os.PathLike[str],
-                  cfg: Mapping[str, Any] | None = None, *, min_valid: float = 0.9) -> None:
+                  cfg: Mapping[str, Any], *, min_valid: float = 0.9) -> None:
     """Radially averaged power spectra (log-log) of truth, each method's prediction and, for
     ensembles, one member (dashed), at the shallowest and the deepest level. Uses the
     patches with >= `min_valid` valid pixels at that level (all patches if none qualifies)."""

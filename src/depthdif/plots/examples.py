@@ -9,12 +9,23 @@ from typing import Any
 import numpy as np
 
 from depthdif.errors import DataError
-from depthdif.eval.baselines import load_degc
 from depthdif.io import seed_for
 from depthdif.plots.style import (
-    DEGC, LAND, THERMAL, UNOBSERVED, dpi_of, extent, legend_patches, new_figure, robust_range, save_png,
-    show_categories, show_map, show_sparse,
+    DEGC,
+    LAND,
+    THERMAL,
+    UNOBSERVED,
+    dpi_of,
+    extent,
+    legend_patches,
+    new_figure,
+    robust_range,
+    save_png,
+    show_categories,
+    show_map,
+    show_sparse,
 )
+from depthdif.shards import load_degc
 
 MASK_COLOURS = [LAND, UNOBSERVED, "black"]
 MASK_LABELS = ["land / below sea floor", "hidden (to reconstruct)", "observed"]
@@ -32,7 +43,7 @@ def pick_example(land: np.ndarray) -> int:
 
 
 def dataset_example(shard_dir: str | os.PathLike[str], out_png: str | os.PathLike[str],
-                    cfg: Mapping[str, Any] | None = None) -> None:
+                    cfg: Mapping[str, Any]) -> None:
     """Fig. 1: one shard sample per depth channel: target, observation mask A, sparse input x (degC)."""
     data, manifest = load_degc(shard_dir)
     if not len(data["truth"]):
@@ -63,7 +74,7 @@ def dataset_example(shard_dir: str | os.PathLike[str], out_png: str | os.PathLik
 
 
 def ambient_walkthrough(train_shard_dir: str | os.PathLike[str], out_png: str | os.PathLike[str],
-                        cfg: Mapping[str, Any] | None, ambient_cfg: Mapping[str, Any]) -> None:
+                        cfg: Mapping[str, Any], ambient_cfg: Mapping[str, Any]) -> None:
     """Fig. 3: what the ambient objective sees of one training sample (shallowest level, degC).
 
     A = observation mask, B ~ Bernoulli(1 - delta) from `ambient_masks`, A~ = B * A: seen

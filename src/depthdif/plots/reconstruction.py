@@ -10,8 +10,24 @@ import numpy as np
 
 from depthdif.errors import DataError
 from depthdif.plots.style import (
-    BALANCE, DEGC, LAND, SPREAD, THERMAL, UNOBSERVED, dpi_of, extent, has_members, legend_patches, load_samples,
-    new_figure, robust_range, save_png, show_categories, show_map, show_sparse, symmetric_limit,
+    BALANCE,
+    DEGC,
+    LAND,
+    SPREAD,
+    THERMAL,
+    UNOBSERVED,
+    dpi_of,
+    extent,
+    has_members,
+    legend_patches,
+    load_samples,
+    new_figure,
+    robust_range,
+    save_png,
+    show_categories,
+    show_map,
+    show_sparse,
+    symmetric_limit,
 )
 
 MASK_COLOURS = [LAND, UNOBSERVED, "black"]
@@ -27,11 +43,12 @@ def same_patches(datasets: Mapping[str, Any]) -> None:
     ref_method, ref = next(iter(datasets.items()))
     for method, ds in datasets.items():
         if ds["patch_id"].values.tolist() != ref["patch_id"].values.tolist():
-            raise DataError(f"samples of {method!r} and {ref_method!r} cover different patches; rerun both")
+            raise DataError(f"samples of {method!r} and {ref_method!r} cover different patches; "
+                            "rerun their sample_model / run_baseline jobs")
 
 
 def reconstruction_grid(samples: Mapping[str, str | os.PathLike[str]], out_png: str | os.PathLike[str],
-                        cfg: Mapping[str, Any] | None, scenario: str, *, level: int = 0) -> None:
+                        cfg: Mapping[str, Any], scenario: str, *, level: int = 0) -> None:
     """Per example patch two rows at depth `level` (default the shallowest):
     row 1 sparse input | truth | prediction of each method (one thermal scale per example);
     row 2 ensemble std of up to two ensemble methods (else the observation mask) | error
@@ -41,7 +58,7 @@ def reconstruction_grid(samples: Mapping[str, str | os.PathLike[str]], out_png: 
     same_patches(datasets)
     methods = list(datasets)
     ref = datasets[methods[0]]
-    idx = example_indices(ref.sizes["patch"], int((cfg or {}).get("examples", 3)))
+    idx = example_indices(ref.sizes["patch"], int(cfg["examples"]))
     ensembles = [m for m in methods if has_members(datasets[m])][:2]
     depth = float(ref["depth"].values[level])
     ncols = 2 + len(methods)

@@ -22,9 +22,8 @@ from depthdif.samples import open_samples
 LAND = "0.62"  # grey for land / below the sea floor
 UNOBSERVED = "#f4f1ea"  # ocean without an observation
 DEGC = "°C"
-DEFAULT_DPI = 110
 #: fixed colours so a method looks the same in every figure
-METHOD_COLOURS = {"truth": "black", "idw": "#8c8c8c", "oi": "#a6761d", "unet": "#1f78b4",
+METHOD_COLOURS = {"truth": "black", "idw": "#8c8c8c", "oi": "#a6761d", "oi_eo": "#01665e", "unet": "#1f78b4",
                   "standard": "#e6550d", "ambient": "#31a354"}
 _FALLBACK = ["#6a3d9a", "#e7298a", "#66a61e", "#e6ab02", "#1b9e77", "#7570b3"]
 
@@ -36,14 +35,15 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save_png(fig: Figure, out_png: str | os.PathLike[str], dpi: int = DEFAULT_DPI) -> None:
+def save_png(fig: Figure, out_png: str | os.PathLike[str], dpi: int) -> None:
     """Write `fig` as PNG atomically."""
     with atomic_output(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
 
 
-def dpi_of(cfg: Mapping[str, Any] | None) -> int:
-    return int((cfg or {}).get("dpi", DEFAULT_DPI))
+def dpi_of(cfg: Mapping[str, Any]) -> int:
+    """figures.dpi of the figures config section."""
+    return int(cfg["dpi"])
 
 
 def method_colour(method: str, index: int = 0) -> str:

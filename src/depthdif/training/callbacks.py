@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import math
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ class EMA(EMAWeightAveraging):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._updates = None  # after a checkpoint restore: read n_averaged once at the next update
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         # as WeightAveraging.on_train_batch_end, with a sync-free AveragedModel.update_parameters
         if trainer.global_step > self._latest_update_step and self.should_update(step_idx=trainer.global_step - 1):
             self._update_average(pl_module)
@@ -156,7 +158,9 @@ class NaNGuard(Callback):
         self._bad_loss = torch.where(first, loss.float().sum(), self._bad_loss)
         self._unchecked = True
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step % max(trainer.log_every_n_steps, 1) == 0:
             self.check(trainer)
 
@@ -214,7 +218,9 @@ class ValExampleImage(Callback):
         plot_val_example(example, path, self.depth, title=f"validation patch 0, step {trainer.global_step}")
 
 
-def plot_val_example(example: dict[str, np.ndarray], path: str | os.PathLike[str], depth: list[float], title: str) -> None:
+def plot_val_example(
+    example: dict[str, np.ndarray], path: str | os.PathLike[str], depth: list[float], title: str
+) -> None:
     """One row per depth: observed input, target, prediction (shared degC scale), |error|, masks."""
     import cmocean
     import matplotlib
@@ -259,11 +265,15 @@ class BestWeights(Callback):
     Place it before the EMA callback: its on_validation_epoch_end then runs while the EMA
     weights are still swapped in. The sanity check (the whole validation set, before the
     first step) makes the starting weights a candidate: a residual model that never beats its
-    first guess on validation exports the first guess. The state travels in the resume
-    checkpoint, so a resumed run keeps its best so far.
+    first guess on validation exports the first guess. A trained step replaces the starting
+    weights only when its score is lower by more than `margin` (relative): on a small
+    validation split, smaller gains are within the noise of the selection. The state
+    travels in the resume checkpoint, so a resumed run keeps its best so far.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, margin: float = 0.0) -> None:
+        self.margin = float(margin)
+        self.start_loss = math.inf
         self.best_loss = math.inf
         self.best_step = -1
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -272,13 +282,19 @@ class BestWeights(Callback):
         loss = pl_module.mean_val_loss()  # type: ignore[operator]
         if loss is None or not math.isfinite(loss) or loss >= self.best_loss:
             return
+        if trainer.global_step == 0:
+            self.start_loss = loss
+        elif loss >= self.start_loss * (1.0 - self.margin):
+            return
         self.best_loss, self.best_step = loss, int(trainer.global_step)
         self.best_state = {k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()}  # type: ignore[union-attr]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_loss": self.best_loss, "best_step": self.best_step, "best_state": self.best_state}
+        return {"best_loss": self.best_loss, "best_step": self.best_step, "best_state": self.best_state,
+                "start_loss": self.start_loss}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_loss = float(state_dict.get("best_loss", math.inf))
         self.best_step = int(state_dict.get("best_step", -1))
         self.best_state = state_dict.get("best_state")
+        self.start_loss = float(state_dict.get("start_loss", math.inf))

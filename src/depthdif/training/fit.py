@@ -11,7 +11,6 @@ out_dir gets model.ckpt, metrics.csv and val_examples/ atomically at the very en
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import signal
@@ -22,27 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.environments import LightningEnvironment, SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
-from depthdif.dataset import load_arrays
 from depthdif.diffusion.first_guess import PriorParams, fit_prior
 from depthdif.errors import ConfigError, DataError, TrainingError
 from depthdif.io import atomic_output, config_hash, read_json, write_json
-from depthdif.shards import read_manifest
+from depthdif.shards import load_arrays, read_manifest
 from depthdif.training.callbacks import EMA, BestWeights, DataEpoch, NaNGuard, ResumableCheckpoint, ValExampleImage
 from depthdif.training.datamodule import ShardDataModule
 from depthdif.training.module import DepthDifModule, model_hparams
+from depthdif.training.outputs import LOGS, export_images, make_loggers, merge_metrics
 
 log = logging.getLogger("depthdif.training")
 
-LAST, BEST, HASH_FILE, LOGS, IMAGES = "last.ckpt", "best.ckpt", "config_hash.json", "logs", "val_examples"
+LAST, BEST, HASH_FILE, IMAGES = "last.ckpt", "best.ckpt", "config_hash.json", "val_examples"
 #: train keys that may change between runs without starting over (run length, logging, hardware)
 RESUMABLE_TRAIN_KEYS = frozenset({
     "max_steps", "max_epochs", "num_workers", "devices", "accelerator", "val_every_n_steps",
@@ -76,7 +73,8 @@ def train(
     prior = fit_observation_prior(objective, model_cfg, train_dir)
     hparams = model_hparams(objective, model_cfg, objective_cfg, manifests["train"], prior)
     if train_cfg["augment"] and hparams["model_cfg"]["backbone"]["film"]:
-        log.warning("train.augment is off: model.backbone.film conditions on patch coordinates, which rot90/flip would falsify")
+        log.warning("train.augment is off: model.backbone.film conditions on patch coordinates, "
+                    "which rot90/flip would falsify")
         train_cfg["augment"] = False
     hparams["dihedral"] = bool(train_cfg["augment"])
 
@@ -97,7 +95,8 @@ def train(
         augment=train_cfg["augment"], seed=train_cfg["seed"], pin_memory=on_cuda,
         channels_last=train_cfg["channels_last"],
         # on CPU the first guess of x and A is computed once per patch and cached (ambient draws Ã anew)
-        item_fn=module.prior.item_fields if module.prior is not None and objective != "ambient" and not on_cuda else None,
+        item_fn=(module.prior.item_fields
+                 if module.prior is not None and objective != "ambient" and not on_cuda else None),
     )
     _preflight(module, datamodule)  # before touching state_dir: a bad config keeps the old state
     resume_from, start_step, restarted = _prepare_state(state_dir, resume_config)
@@ -120,10 +119,10 @@ def train(
     ]
     if ema is not None:
         callbacks.insert(0, ema)
-    best = BestWeights() if train_cfg["select"] == "best_val" else None
+    best = BestWeights(float(train_cfg["select_margin"])) if train_cfg["select"] == "best_val" else None
     if best is not None:
         callbacks.insert(0, best)  # before EMA: it reads the EMA weights while they are swapped in
-    loggers = _loggers(train_cfg, state_dir, run_hash)
+    loggers = make_loggers(train_cfg, state_dir, run_hash)
     precision = _precision(str(train_cfg["precision"]), on_cuda)
     trainer = L.Trainer(
         accelerator="gpu" if on_cuda else "cpu",
@@ -167,7 +166,8 @@ def train(
     if not trainer.is_global_zero:
         return {}
 
-    state = ema.averaged_state() if ema is not None else {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
+    state = (ema.averaged_state() if ema is not None
+             else {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()})
     selected_step = int(trainer.global_step)
     if best is not None and best.best_state is not None:
         state, selected_step = best.best_state, best.best_step
@@ -176,7 +176,7 @@ def train(
         "state_dict": state, "hparams": hparams, "global_step": int(trainer.global_step),
         "selected_step": selected_step, "config_hash": run_hash, "ema": ema is not None,
     }
-    images = _export_images(state_dir / IMAGES, out_dir / IMAGES)
+    images = export_images(state_dir / IMAGES, out_dir / IMAGES)
     metrics_path = merge_metrics(state_dir / LOGS, out_dir / "metrics.csv")
     with atomic_output(out_dir / "model.ckpt") as tmp:
         torch.save(export, tmp)
@@ -201,7 +201,7 @@ def fit_observation_prior(
 
     standard/unet fit the covariance on the dense truth, ambient on its observations alone.
     """
-    cfg = model_cfg.get("first_guess", {"method": "none"})
+    cfg = model_cfg["first_guess"]
     if cfg["method"] == "none":
         return None
     if cfg["method"] != "oi":
@@ -216,7 +216,7 @@ def fit_observation_prior(
         prior = fit_prior(
             fields, valid, observed, arrays.get("eo"), arrays["land"].astype(bool),
             covariance=str(cfg["covariance"]), max_fit_patches=int(cfg["max_fit_patches"]),
-            scale_mode=str(cfg["residual_scale"]),
+            scale_mode=str(cfg["residual_scale"]), exact=cfg["nugget"] == "zero",
             support=arrays["y_valid"].astype(bool),  # the ocean: geometry, not values
         )
     except DataError as exc:
@@ -231,7 +231,7 @@ def _check_splits(manifests: Mapping[str, Mapping[str, Any]], train_dir: Any, va
         if manifests["train"].get(key) != manifests["val"].get(key):
             raise DataError(
                 f"{train_dir} and {val_dir} disagree on manifest {key!r}; rebuild both shard folders "
-                "from the same patches (rerun the shards rule)"
+                "from the same patches (rerun rule make_shards)"
             )
 
 
@@ -294,7 +294,9 @@ def _preflight(module: DepthDifModule, datamodule: ShardDataModule) -> None:
         loss, _ = module.loss(batch, torch.Generator().manual_seed(0))
     module.train()
     if not torch.isfinite(loss):
-        raise TrainingError(f"the initial loss is {float(loss)} on {datamodule.train_dir}: check the shards for NaN/inf")
+        raise TrainingError(
+            f"the initial loss is {float(loss)} on {datamodule.train_dir}: check the shards for NaN/inf"
+        )
 
 
 def _cluster_environment(devices: int) -> list[Any] | None:
@@ -320,59 +322,3 @@ def _precision(precision: str, on_cuda: bool) -> str:
     if not on_cuda:
         return "32"
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-
-
-def _loggers(train_cfg: Mapping[str, Any], state_dir: Path, run_hash: str) -> list[Logger]:
-    """CSV always (a new version_k per run, merged at export); TensorBoard / W&B on request."""
-    loggers: list[Logger] = [
-        CSVLogger(state_dir, name=LOGS, flush_logs_every_n_steps=int(train_cfg["checkpoint_every_n_steps"]))
-    ]
-    if train_cfg["tensorboard"]:
-        try:
-            from lightning.pytorch.loggers import TensorBoardLogger
-
-            loggers.append(TensorBoardLogger(state_dir, name="tensorboard"))
-        except ModuleNotFoundError as exc:
-            log.warning("train.tensorboard is true but TensorBoard is not installed (%s): CSV log only", exc)
-    if train_cfg["wandb"]:
-        try:
-            from lightning.pytorch.loggers import WandbLogger
-
-            loggers.append(WandbLogger(project="depthdif", save_dir=str(state_dir), id=f"depthdif-{run_hash}", resume="allow"))
-        except ModuleNotFoundError as exc:
-            log.warning("train.wandb is true but wandb is not installed (%s): CSV log only", exc)
-    return loggers
-
-
-def merge_metrics(log_root: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """Concatenate logs/version_*/metrics.csv in run order under one header.
-
-    Rows an interrupted run logged at or after the step the next run resumed from are
-    dropped (they were recomputed), so each step appears once.
-    """
-    runs: list[tuple[int, pd.DataFrame]] = []
-    folders = sorted(Path(log_root).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    for folder in folders:
-        if (folder / "metrics.csv").is_file():
-            start = int(read_json(folder / "run.json")["start_step"]) if (folder / "run.json").is_file() else 0
-            runs.append((start, pd.read_csv(folder / "metrics.csv")))
-    frames = []
-    for i, (_, frame) in enumerate(runs):
-        limit = min((start for start, _ in runs[i + 1 :]), default=math.inf)
-        frames.append(frame[frame["step"] < limit])
-    merged = pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame({"step": []})
-    first = [c for c in ("step", "epoch") if c in merged.columns]
-    merged = merged[first + sorted(c for c in merged.columns if c not in first)]
-    with atomic_output(out) as tmp:
-        merged.to_csv(tmp, index=False)
-    return Path(out)
-
-
-def _export_images(src: Path, dest: Path) -> int:
-    """Copy the validation images into out_dir atomically; return how many."""
-    with atomic_output(dest) as tmp:
-        tmp.mkdir(parents=True)
-        for png in sorted(src.glob("step-*.png")) if src.is_dir() else []:
-            shutil.copy2(png, tmp / png.name)
-        count = len(list(tmp.iterdir()))
-    return count

@@ -1,7 +1,7 @@
 """LightningModule for the conditional denoiser (standard | ambient) and the unet baseline.
 
-Also the pieces inference shares: `model_hparams` (what model.ckpt stores), `build_model`
-(network + noise schedule from those hparams) and `reconstruct` (one batch → members).
+`model_hparams` is what model.ckpt stores; `depthdif.reconstruction` rebuilds and uses the
+model from it (shared with inference).
 """
 
 from __future__ import annotations
@@ -16,20 +16,14 @@ import torch
 from torch import Tensor
 
 from depthdif.diffusion import (
-    ConditionalUNet,
-    NoiseSchedule,
-    ddim_sample,
-    ddpm_sample,
-    repeat_for_members,
-    split_members,
     training_loss,
 )
-from depthdif.diffusion import dihedral
-from depthdif.diffusion.first_guess import ObservationPrior, PriorParams, frame_channels
-from depthdif.diffusion.objectives import observation_frame
+from depthdif.diffusion.first_guess import PriorParams, frame_channels
 from depthdif.errors import ConfigError
 from depthdif.eval import metrics
 from depthdif.io import seed_for
+from depthdif.reconstruction import build_model, build_prior, reconstruct
+from depthdif.shards import denormalise
 
 log = logging.getLogger("depthdif.training")
 
@@ -81,114 +75,6 @@ def _plain(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     return obj
-
-
-def build_prior(hparams: Mapping[str, Any]) -> ObservationPrior | None:
-    """The observation frame stored in `hparams` (None: global normalisation)."""
-    params = hparams.get("prior")
-    return None if params is None else ObservationPrior(PriorParams.from_dict(params))
-
-
-def build_model(hparams: Mapping[str, Any]) -> tuple[ConditionalUNet, NoiseSchedule]:
-    """ConditionalUNet (C + cond channels → C) and the NoiseSchedule described by `hparams`.
-
-    With a first guess the output layer starts at zero, so an untrained model returns it.
-    """
-    backbone = hparams["model_cfg"]["backbone"]
-    diffusion = hparams["model_cfg"]["diffusion"]
-    net = ConditionalUNet(
-        in_channels=hparams["channels"],
-        cond_channels=hparams["cond_channels"],
-        out_channels=hparams["channels"],
-        dim=int(backbone["dim"]),
-        dim_mults=tuple(backbone["dim_mults"]),
-        attention=bool(backbone["attention"]),
-        film=bool(backbone["film"]),
-        dropout=float(backbone.get("dropout", 0.0)),
-        zero_init_output=hparams.get("prior") is not None,
-    )
-    return net, NoiseSchedule(int(diffusion["timesteps"]), diffusion["schedule"])
-
-
-@torch.no_grad()
-def reconstruct(
-    net: torch.nn.Module,
-    schedule: NoiseSchedule,
-    batch: Mapping[str, Tensor],
-    hparams: Mapping[str, Any],
-    *,
-    sampler: str = "ddim",
-    steps: int = 10,
-    eta: float = 0.0,
-    clamp: str = "none",
-    members: int = 1,
-    generator: torch.Generator | None = None,
-    prior: ObservationPrior | None = None,
-    clamp_final: bool = True,
-) -> Tensor:
-    """(B, K, C, H, W) normalised reconstructions of a batch; K = 1 for the deterministic unet.
-
-    The model works in the residual units of the batch's observation frame (built once from
-    (x, A)); diffusion repeats it member-minor (B·K rows per forward), samples with DDIM or
-    DDPM, known pixels A clamped per `clamp` (in residual units), and maps back to the field.
-    A model trained with rot90/flip (hparams["dihedral"]) is averaged over the dihedral group
-    (unet) or sampled with member m in the frame of group element m mod |G| (diffusion).
-    """
-    x, a = batch["x"], batch["x_valid"]
-    frame = observation_frame(
-        batch, prior, use_eo=hparams["use_eo"], use_mask_channels=hparams["use_mask_channels"]
-    )
-    coords = batch.get("coords")
-    b, c, h, w = x.shape
-    group = dihedral.elements(h, w) if hparams.get("dihedral") else [0]
-    if hparams["objective"] == "unet":
-        t0 = torch.zeros(b, dtype=torch.long, device=x.device)
-        zero = torch.zeros_like(x)
-        residual = torch.stack([
-            dihedral.invert(net(zero, t0, dihedral.apply(frame.cond, i), coords), i) for i in group
-        ]).mean(0)
-        return frame.to_field(residual)[:, None].float()
-    k = int(members)
-    frame_k = frame.repeat(k)
-    cond_k = frame_k.cond
-    coords_k = None if coords is None else repeat_for_members(coords, k)
-    known_mask = repeat_for_members(a, k)
-    known = known_mask * frame_k.to_residual(repeat_for_members(x, k))
-    # the ambient denoiser only ever saw Ã ⊙ x_t (Ã ⊆ A) when the noisy branch is masked
-    mask_noisy = hparams["objective"] == "ambient" and bool(hparams["objective_cfg"].get("mask_noisy_branch"))
-
-    element = torch.tensor(group, device=x.device)[torch.arange(b * k, device=x.device) % k % len(group)]
-
-    def model_fn(x_t: Tensor, t: Tensor) -> Tensor:
-        x_in = known_mask * x_t if mask_noisy else x_t
-        if len(group) == 1:
-            return net(x_in, t, cond_k, coords_k)
-        return dihedral.per_row(
-            lambda xr, cr, rows: net(xr, t[rows], cr, None if coords_k is None else coords_k[rows]),
-            x_in, cond_k, element,
-        )
-
-    parameterization = hparams["model_cfg"]["diffusion"]["parameterization"]
-    common: dict[str, Any] = dict(
-        parameterization=parameterization, known=known, known_mask=known_mask, clamp=clamp, generator=generator,
-        clamp_final=clamp_final,
-    )
-    if sampler == "ddim":
-        out = ddim_sample(model_fn, schedule, (b * k, c, h, w), steps=steps, eta=eta, **common)
-    elif sampler == "ddpm":
-        out = ddpm_sample(model_fn, schedule, (b * k, c, h, w), **common)
-    else:
-        raise ConfigError(f"sample.sampler = {sampler!r}: use 'ddim' or 'ddpm'")
-    return split_members(frame_k.to_field(out).float(), k)
-
-
-def denormalise(values: np.ndarray, stats: Mapping[str, Any], channel_axis: int) -> np.ndarray:
-    """degC = v · std_c + mean_c (float32), channels on `channel_axis`."""
-    shape = [1] * values.ndim
-    shape[channel_axis] = -1
-    mean = np.asarray(stats["mean"], np.float32).reshape(shape)
-    std = np.asarray(stats["std"], np.float32).reshape(shape)
-    return (values.astype(np.float32) * std + mean).astype(np.float32)
 
 
 def patch_scores(pred: np.ndarray, truth: np.ndarray, observed: np.ndarray, valid: np.ndarray) -> dict[str, float]:
@@ -251,6 +137,7 @@ class DepthDifModule(L.LightningModule):
             use_mask_channels=self.model_hparams["use_mask_channels"],
             generator=generator,
             prior=self.prior,
+            diffusion_cfg=diffusion,
         )
 
     def train_generator(self) -> torch.Generator:
@@ -381,7 +268,8 @@ class DepthDifModule(L.LightningModule):
             self.net.parameters(), lr=float(self.train_cfg["lr"]), weight_decay=float(self.train_cfg["weight_decay"])
         )
         self._plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=float(self.train_cfg["lr_factor"]), patience=int(self.train_cfg["lr_patience"])
+            optimizer, mode="min", factor=float(self.train_cfg["lr_factor"]),
+            patience=int(self.train_cfg["lr_patience"]),
         )
         if self._plateau_state is not None:
             self._plateau.load_state_dict(self._plateau_state)

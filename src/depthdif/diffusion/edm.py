@@ -1,0 +1,249 @@
+"""The EDM formulation (Karras et al. 2022; NVlabs/edm `EDMPrecond`, `EDMLoss`, `edm_sampler`).
+
+Clean data x0 (here the residual r of the observation frame), noisy x = x0 + σ n, n ~ N(0, I), and
+
+    D(x; σ) = c_skip(σ) x + c_out(σ) F_θ(c_in(σ) x; c_noise(σ), cond)
+    c_skip = σ_d² / (σ² + σ_d²),  c_out = σ σ_d / √(σ² + σ_d²),  c_in = 1 / √(σ² + σ_d²),  c_noise = ln(σ) / 4.
+
+Training: ln σ ~ N(P_mean, P_std²), loss λ(σ) ‖D(x; σ) - x0‖² with λ = (σ² + σ_d²) / (σ σ_d)² = 1/c_out²,
+i.e. unit weight on the network's own target (x0 - c_skip x) / c_out. Sampling: Heun's 2nd-order
+method on σ_i = (σ_max^(1/ρ) + i/(N-1) (σ_min^(1/ρ) - σ_max^(1/ρ)))^ρ, σ_N = 0, with EDM's optional
+stochastic churn (Algorithm 2). The U-Net's sinusoidal time embedding (built for integer DDPM
+steps 0…T-1) receives NOISE_EMBED_SCALE · c_noise = 62.5 ln σ: σ ∈ [0.002, 80] spans [-388, 274],
+the training range ln σ ∈ P_mean ± 2 P_std about 300 units, as the DDPM steps of T = 200 do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from depthdif.diffusion.sampler import Clamp, _as_bool, _randn
+from depthdif.diffusion.schedule import DiffusionConfigError
+
+#: the denoiser's time embedding gets NOISE_EMBED_SCALE · c_noise(σ) (see the module docstring)
+NOISE_EMBED_SCALE = 250.0
+FORMULATIONS = ("ddpm", "edm")
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
+
+#: F(c_in x, noise_label) -> F_θ output: the network with its condition bound
+NetFn = Callable[[Tensor, Tensor], Tensor]
+#: D(x, σ) with σ of shape (B,)
+DenoiseFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def _float(cfg: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = cfg.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DiffusionConfigError(f"{where}.{key} = {value!r}: must be a number") from None
+
+
+@dataclass(frozen=True)
+class EDMTraining:
+    """model.diffusion.edm: σ_data (the residual's std: the frame scales it to ~1) and the log-normal σ."""
+
+    sigma_data: float = 1.0
+    p_mean: float = -1.2
+    p_std: float = 1.2
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> EDMTraining:
+        cfg = cfg or {}
+        where = "model.diffusion.edm"
+        out = cls(*(_float(cfg, k, getattr(cls, k), where) for k in ("sigma_data", "p_mean", "p_std")))
+        if out.sigma_data <= 0 or out.p_std < 0:
+            raise DiffusionConfigError(f"{where}: sigma_data must be > 0 and p_std >= 0 (got {out})")
+        return out
+
+
+@dataclass(frozen=True)
+class EDMSampling:
+    """sample.edm: the σ grid (σ_min, σ_max, ρ) and the churn (S_churn, S_min, S_max, S_noise); S_max None = ∞."""
+
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    s_churn: float = 0.0
+    s_min: float = 0.0
+    s_max: float | None = None
+    s_noise: float = 1.0
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> EDMSampling:
+        cfg = cfg or {}
+        where = "sample.edm"
+        keys = ("sigma_min", "sigma_max", "rho", "s_churn", "s_min", "s_noise")
+        values = {k: _float(cfg, k, getattr(cls, k), where) for k in keys}
+        s_max = cfg.get("s_max")
+        out = cls(**values, s_max=None if s_max is None else _float(cfg, "s_max", 0.0, where))
+        if not 0 < out.sigma_min < out.sigma_max or out.rho <= 0 or out.s_churn < 0 or out.s_noise < 0:
+            raise DiffusionConfigError(
+                f"{where}: need 0 < sigma_min < sigma_max, rho > 0, s_churn >= 0, s_noise >= 0 (got {out})"
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class DiffusionSettings:
+    """The formulation keys of model.diffusion (absent keys: today's DDPM with a uniform loss)."""
+
+    formulation: str = "ddpm"
+    loss_weighting: str = "uniform"
+    min_snr_gamma: float = 5.0
+    edm: EDMTraining = field(default_factory=EDMTraining)
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> DiffusionSettings:
+        cfg = cfg or {}
+        formulation = str(cfg.get("formulation", "ddpm"))
+        if formulation not in FORMULATIONS:
+            raise DiffusionConfigError(f"model.diffusion.formulation = {formulation!r}: use 'ddpm' or 'edm'")
+        weighting = str(cfg.get("loss_weighting", "uniform"))
+        if weighting not in LOSS_WEIGHTINGS:
+            raise DiffusionConfigError(f"model.diffusion.loss_weighting = {weighting!r}: use 'uniform' or 'min_snr'")
+        gamma = _float(cfg, "min_snr_gamma", 5.0, "model.diffusion")
+        if gamma <= 0:
+            raise DiffusionConfigError(f"model.diffusion.min_snr_gamma = {gamma}: must be > 0")
+        return cls(formulation, weighting, gamma, EDMTraining.from_cfg(cfg.get("edm")))
+
+
+def _column(sigma: Tensor, like: Tensor) -> Tensor:
+    """σ (B,) as (B, 1, …) in ≥ float32 on like's device."""
+    dtype = torch.promote_types(like.dtype, torch.float32)
+    return sigma.to(like.device, dtype).reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def preconditioning(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(c_skip, c_out, c_in, c_noise) of EDM's Table 1, elementwise in σ."""
+    total = sigma.square() + sigma_data**2
+    return sigma_data**2 / total, sigma * sigma_data / total.sqrt(), total.rsqrt(), sigma.log() / 4
+
+
+def loss_weight(sigma: Tensor, sigma_data: float) -> Tensor:
+    """λ(σ) = (σ² + σ_d²) / (σ σ_d)² = 1 / c_out(σ)²."""
+    return (sigma.square() + sigma_data**2) / (sigma * sigma_data).square()
+
+
+def noise_label(sigma: Tensor) -> Tensor:
+    """What the network's time embedding receives: NOISE_EMBED_SCALE · c_noise(σ), shape (B,)."""
+    return NOISE_EMBED_SCALE * sigma.reshape(-1).float().log() / 4
+
+
+def denoise(net_fn: NetFn, x: Tensor, sigma: Tensor, sigma_data: float) -> Tensor:
+    """D(x; σ) = c_skip x + c_out F(c_in x, c_noise) (coefficients in ≥ float32, as EDMPrecond)."""
+    return denoise_parts(net_fn, x, sigma, sigma_data)[0]
+
+
+def denoise_parts(net_fn: NetFn, x: Tensor, sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor]:
+    """(D(x; σ), c_out F): the denoiser and its network branch (the part that is learned)."""
+    s = _column(sigma, x)
+    c_skip, c_out, c_in, _ = preconditioning(s, sigma_data)
+    xf = x.to(s.dtype)
+    branch = c_out * net_fn(c_in * xf, noise_label(sigma)).to(s.dtype)
+    return c_skip * xf + branch, branch
+
+
+def sample_sigma(n: int, settings: EDMTraining, *, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """σ = exp(P_mean + P_std z), z ~ N(0, 1), shape (n,)."""
+    z = torch.randn(n, generator=generator, device=device)
+    return (z * settings.p_std + settings.p_mean).exp()
+
+
+def sigma_steps(steps: int, sigma_min: float, sigma_max: float, rho: float) -> list[float]:
+    """EDM's t_i: σ_max … σ_min in `steps` values spaced uniformly in σ^(1/ρ), then σ_N = 0."""
+    if steps < 1:
+        raise DiffusionConfigError(f"sample.steps = {steps}: need at least 1 sampling step")
+    if steps == 1:
+        return [float(sigma_max), 0.0]
+    hi, lo = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return [(hi + i / (steps - 1) * (lo - hi)) ** rho for i in range(steps)] + [0.0]
+
+
+def clamp_known_sigma(
+    x: Tensor,
+    sigma: float,
+    *,
+    known: Tensor | None,
+    known_mask: Tensor | None,
+    clamp: Clamp,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """x on A ← known (overwrite) or known + σ ε (renoise: the known values at noise level σ); σ = 0: known."""
+    if clamp not in ("none", "overwrite", "renoise"):
+        raise DiffusionConfigError(
+            f"sample.clamp_known_pixels = {clamp!r}: use 'none', 'overwrite' or 'renoise'"
+        )
+    if clamp == "none" or known is None:
+        return x
+    if known_mask is None:
+        raise ValueError("clamping known pixels needs known_mask (the observation mask A)")
+    target = known.to(x.dtype)
+    if clamp == "renoise" and sigma > 0:
+        target = target + sigma * _randn(x.shape, x, generator)
+    return torch.where(_as_bool(known_mask), target, x)  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def edm_sample(
+    denoise_fn: DenoiseFn,
+    shape: Sequence[int],
+    *,
+    steps: int,
+    settings: EDMSampling | None = None,
+    known: Tensor | None = None,
+    known_mask: Tensor | None = None,
+    clamp: Clamp = "none",
+    generator: torch.Generator | None = None,
+    x_T: Tensor | None = None,
+    clamp_final: bool = True,
+    second_order: bool = True,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """EDM Algorithm 2: for i < N, γ_i = min(S_churn/N, √2 - 1) if S_min ≤ σ_i ≤ S_max else 0,
+
+    σ̂ = σ_i (1 + γ_i), x̂ = x_i + √(σ̂² - σ_i²) S_noise ε, d = (x̂ - D(x̂; σ̂))/σ̂, x_{i+1} = x̂ + (σ_{i+1} - σ̂) d,
+    and (Heun, σ_{i+1} > 0) x_{i+1} = x̂ + (σ_{i+1} - σ̂)(d + d')/2, d' = (x_{i+1} - D(x_{i+1}; σ_{i+1}))/σ_{i+1}.
+    x_0 ~ N(0, σ_max² I) unless x_T is given. Known pixels are clamped after every step at σ_{i+1}
+    (`clamp_known_sigma`); the last step (σ_N = 0) returns D, with known pixels written in unless
+    clamp_final=False (the model's own last estimate).
+    """
+    cfg = settings or EDMSampling()
+    sigmas = sigma_steps(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+    like = torch.empty(0, device=device) if x_T is None else x_T
+    x = x_T.clone() if x_T is not None else sigmas[0] * _randn(shape, like, generator)
+    known_mask = _as_bool(known_mask)
+    s_max = math.inf if cfg.s_max is None else cfg.s_max
+    gamma_churn = min(cfg.s_churn / steps, math.sqrt(2) - 1)
+    n = len(sigmas) - 1
+
+    def d(x_: Tensor, s: float) -> Tensor:
+        sigma = torch.full((x_.shape[0],), s, device=x_.device, dtype=torch.float32)
+        return denoise_fn(x_, sigma).to(x_.dtype)
+
+    for i in range(n):
+        s_cur, s_next = sigmas[i], sigmas[i + 1]
+        gamma = gamma_churn if cfg.s_churn > 0 and cfg.s_min <= s_cur <= s_max else 0.0
+        s_hat = s_cur * (1 + gamma)
+        x_hat = x
+        if gamma > 0:
+            x_hat = x + math.sqrt(s_hat**2 - s_cur**2) * cfg.s_noise * _randn(x.shape, x, generator)
+        denoised = d(x_hat, s_hat)
+        if s_next == 0:  # the Euler step to σ = 0 lands on D(x̂; σ̂)
+            x = denoised
+        else:
+            d_cur = (x_hat - denoised) / s_hat
+            x = x_hat + (s_next - s_hat) * d_cur
+            if second_order:
+                d_next = (x - d(x, s_next)) / s_next
+                x = x_hat + (s_next - s_hat) * (0.5 * d_cur + 0.5 * d_next)
+        if i == n - 1 and not clamp_final:
+            break
+        x = clamp_known_sigma(x, s_next, known=known, known_mask=known_mask, clamp=clamp, generator=generator)
+    return x
