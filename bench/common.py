@@ -88,16 +88,16 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def build_net(model_cfg: Mapping[str, Any], channels: int) -> tuple[ConditionalUNet, NoiseSchedule, int]:
     """ConditionalUNet + NoiseSchedule as the workflow builds them; returns (net, schedule, cond channels)."""
-    from depthdif.diffusion import ConditionalUNet, NoiseSchedule, condition_channels
+    from depthdif.diffusion import ConditionalUNet, ModelSettings, NoiseSchedule, condition_channels
 
-    conditioning = model_cfg["conditioning"]
-    cond = condition_channels(channels, bool(conditioning["eo"]), bool(conditioning["mask_channels"]))
-    bb, diff = model_cfg["backbone"], model_cfg["diffusion"]
+    model = ModelSettings.from_cfg(model_cfg)  # the validated model section, typed
+    cond = condition_channels(channels, model.conditioning.eo, model.conditioning.mask_channels)
+    bb, diff = model.backbone, model.diffusion
     net = ConditionalUNet(
-        channels, cond, channels, dim=int(bb["dim"]), dim_mults=tuple(bb["dim_mults"]),
-        attention=bool(bb["attention"]), film=bool(bb["film"]), dropout=float(bb.get("dropout", 0.0)),
+        channels, cond, channels, dim=bb.dim, dim_mults=bb.dim_mults, attention=bb.attention, film=bb.film,
+        dropout=bb.dropout,
     )
-    return net, NoiseSchedule(int(diff["timesteps"]), diff["schedule"]), cond
+    return net, NoiseSchedule(diff.timesteps, diff.schedule), cond  # type: ignore[arg-type]
 
 
 def fake_batch(

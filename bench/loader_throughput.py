@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import common
-from depthdif.diffusion import training_loss
+from depthdif.diffusion import ModelSettings, objective_from_cfg, training_loss
 from depthdif.shards import save_shards
 from depthdif.training.datamodule import ShardDataModule
 
@@ -103,17 +103,16 @@ def step_rate(folder: Path, cfg: dict, batch: int, steps: int, device: torch.dev
     schedule.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     gen = torch.Generator(device=device).manual_seed(0)
+    model = ModelSettings.from_cfg(cfg["model"])
+    objective = objective_from_cfg("standard", cfg["objectives"]["standard"])
     b = next(iter(DataLoader(ShardDataset(folder), batch_size=batch)))
     b = {k: v.to(device) for k, v in b.items()}
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def one() -> None:
         with amp:
-            loss, _ = training_loss(net, schedule, b, objective="standard", objective_cfg={"loss_mask": "valid"},
-                                    parameterization=cfg["model"]["diffusion"]["parameterization"],
-                                    use_eo=bool(cfg["model"]["conditioning"]["eo"]),
-                                    use_mask_channels=bool(cfg["model"]["conditioning"]["mask_channels"]),
-                                    generator=gen)
+            loss, _ = training_loss(net, schedule, b, objective=objective, diffusion=model.diffusion,
+                                    conditioning=model.conditioning, generator=gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -40,6 +40,7 @@ import common
 from depthdif.diffusion import training_loss
 from depthdif.training.callbacks import EMA, NaNGuard
 from depthdif.training.module import DepthDifModule, model_hparams
+from depthdif.training.settings import TrainSettings
 
 
 def parse() -> argparse.Namespace:
@@ -203,25 +204,24 @@ def main() -> None:
     use_eo = bool(cfg["model"]["conditioning"]["eo"])
     manifest = {"channels": channels, "has_eo": use_eo, "size": size, "depth": cfg["data"]["depth_levels"],
                 "stats": {"mean": [0.0] * channels, "std": [1.0] * channels, "eo_mean": 0.0, "eo_std": 1.0}}
-    objective_cfg = cfg["objectives"].get(args.objective, {"loss_mask": "valid"})
+    objective_cfg = cfg["objectives"][args.objective]
     hparams = model_hparams(args.objective, cfg["model"], objective_cfg, manifest)
     train_cfg = {**cfg["train"], "channels_last": args.channels_last, "compile": args.compile, "batch_size": batch}
-    clip = float(train_cfg["grad_clip"])
+    settings = TrainSettings.from_cfg(train_cfg)
+    clip = settings.grad_clip
     print(common.machine_line(device))
 
     batches = [common.fake_batch(batch, channels, size, eo=use_eo, seed=s) for s in range(4)]
     loader = DataLoader(Batches(batches, warmup + steps), batch_size=None, shuffle=False,
                         pin_memory=device.type == "cuda")
-    template = DepthDifModule(hparams, train_cfg)  # the initial weights both sides start from
+    template = DepthDifModule(hparams, settings)  # the initial weights both sides start from
     print(f"model: {size}x{size} px, {channels} channels, dim {cfg['model']['backbone']['dim']}, dim_mults "
           f"{cfg['model']['backbone']['dim_mults']}, "
           f"{sum(p.numel() for p in template.net.parameters())/1e6:.2f} M params; "
           f"objective {args.objective}, batch {batch}, precision {precision}, channels_last {args.channels_last}, "
           f"compile {args.compile}, grad_clip {clip}")
-    diffusion = hparams["model_cfg"]["diffusion"]
-    loss_kw = dict(objective=args.objective, objective_cfg=hparams["objective_cfg"],
-                   parameterization=diffusion["parameterization"],
-                   use_eo=hparams["use_eo"], use_mask_channels=hparams["use_mask_channels"])
+    spec = template.spec  # the typed settings DepthDifModule rebuilt from hparams
+    loss_kw = dict(objective=spec.objective, diffusion=spec.model.diffusion, conditioning=spec.model.conditioning)
     amp_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
 
     def autocast() -> contextlib.AbstractContextManager[Any]:
@@ -239,7 +239,7 @@ def main() -> None:
         if args.compile:
             net.compile()
         opt = torch.optim.AdamW(
-            net.parameters(), lr=float(train_cfg["lr"]), weight_decay=float(train_cfg["weight_decay"])
+            net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
         )
         return net, module.schedule, opt, torch.Generator(device=device).manual_seed(0)
 
@@ -276,17 +276,17 @@ def main() -> None:
             callbacks: list[L.Callback] = [clock] + ([syncs] if syncs else [])
             logger: Any = False
             if production:  # the per-step callbacks of depthdif.training.fit (checkpoints are every 200+ steps)
-                every = int(train_cfg["log_every_n_steps"])
-                callbacks = [EMA(float(train_cfg["ema_decay"])), NaNGuard(Path(tmp) / "last.ckpt"),
+                every = settings.log_every_n_steps
+                callbacks = [EMA(settings.ema_decay), NaNGuard(Path(tmp) / "last.ckpt"),
                              TQDMProgressBar(refresh_rate=every), *callbacks]
                 logger = L.pytorch.loggers.CSVLogger(
-                    tmp, name="logs", flush_logs_every_n_steps=int(train_cfg["checkpoint_every_n_steps"])
+                    tmp, name="logs", flush_logs_every_n_steps=settings.checkpoint_every_n_steps
                 )
             trainer = L.Trainer(
                 accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,  # type: ignore[arg-type]
                 max_steps=warmup + steps, logger=logger, enable_checkpointing=False, enable_progress_bar=production,
                 enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks,
-                gradient_clip_val=clip or None, log_every_n_steps=int(train_cfg["log_every_n_steps"]),
+                gradient_clip_val=clip or None, log_every_n_steps=settings.log_every_n_steps,
             )
             start = time.perf_counter()
             with contextlib.ExitStack() as stack:
@@ -374,7 +374,7 @@ def main() -> None:
           f"{'bf16' if matmul_dtype == torch.bfloat16 else 'fp32'} matmul rate {peak:.3g} TFLOP/s → "
           f"{rows[0][3] / peak:.1%} of it in the bare loop")
     print(f"Trainer set-up + teardown per fit (not in the rate): {common.median(setup_seconds):.2f} s")
-    print(f"host syncs per training step on CUDA (counted ops; log_every_n_steps {train_cfg['log_every_n_steps']}):")
+    print(f"host syncs per training step on CUDA (counted ops; log_every_n_steps {settings.log_every_n_steps}):")
     for name, per_step, counts in sync_rows:
         ops = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
         print(f"  {name}: {' '.join(map(str, per_step))} over {len(per_step)} steps ({ops})")

@@ -22,8 +22,11 @@ import torch
 from torch import Tensor, nn
 
 import common
-from depthdif.diffusion import NoiseSchedule
+from depthdif.config import validate_config
+from depthdif.diffusion import ModelSettings, NoiseSchedule, objective_from_cfg
 from depthdif.diffusion.diagnostics import xt_sensitivity
+from depthdif.params import merge
+from depthdif.reconstruction import ModelSpec
 
 
 def parse() -> argparse.Namespace:
@@ -67,8 +70,10 @@ def quick(args: argparse.Namespace) -> None:
     y = torch.randn(shape, generator=gen)
     observed = (torch.rand(shape, generator=gen) < 0.1).float()
     batch = {"y": y, "y_valid": torch.ones(shape), "x": observed * y, "x_valid": observed}
-    hp = {"objective": "standard", "use_eo": False, "use_mask_channels": True, "objective_cfg": {},
-          "model_cfg": {"diffusion": {"timesteps": 20, "schedule": "cosine", "parameterization": "x0"}}}
+    defaults = validate_config({})  # the schema's sections: a DDPM x0 model of 20 steps without EO
+    model = merge(defaults["model"], {"diffusion": {"timesteps": 20}, "conditioning": {"eo": False}})
+    hp = ModelSpec(objective=objective_from_cfg("standard", defaults["objectives"]["standard"]),
+                   model=ModelSettings.from_cfg(model), channels=2, cond_channels=4, prior=None, dihedral=False)
     schedule = NoiseSchedule(20)
     ratios = {}
     for name, gain in (("uses_xt", 1.0), ("ignores_xt", 0.0)):
@@ -95,8 +100,8 @@ def main() -> None:
     from depthdif.reconstruction import build_model, build_prior
 
     ckpt = load_checkpoint(args.checkpoint)
-    hp = ckpt["hparams"]
-    if hp["objective"] == "unet":
+    hp = ModelSpec.from_hparams(ckpt["hparams"])
+    if hp.deterministic:
         raise SystemExit(f"{args.checkpoint} is the deterministic unet: nothing to diffuse")
     net, schedule = build_model(hp)
     net.load_state_dict(ckpt["state_dict"])
@@ -111,10 +116,10 @@ def main() -> None:
     gen = torch.Generator(device=device).manual_seed(args.seed)
     rows = xt_sensitivity(net, schedule, batch, hp, prior=prior, levels=args.levels, delta=args.delta,
                           directions=args.directions, generator=gen)
-    diffusion = hp["model_cfg"]["diffusion"]
-    formulation = str(diffusion.get("formulation", "ddpm"))
-    print(f"{args.checkpoint}: objective {hp['objective']}, formulation {formulation}, parameterization "
-          f"{diffusion.get('parameterization')}; {len(batch['y'])} patches of {args.shards}, δ = {args.delta}, "
+    diffusion = hp.model.diffusion
+    formulation = diffusion.formulation
+    print(f"{args.checkpoint}: objective {hp.objective.name}, formulation {formulation}, parameterization "
+          f"{diffusion.parameterization}; {len(batch['y'])} patches of {args.shards}, δ = {args.delta}, "
           f"{args.directions} directions")
     print(table(rows, formulation))
     low, high = rows[0], rows[-1]

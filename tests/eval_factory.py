@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from depthdif.io import seed_for
-from depthdif.samples import write_samples
+from depthdif.samples import PREDICTIVE_ATTR, write_samples
 
 EPOCH_2015 = 1420070400
 DEPTHS = (0.494, 47.37, 155.85, 318.13)
@@ -48,10 +48,12 @@ def write_tiny_samples(
     size: int = 16,
     noise: float = 0.5,
     seed: int = 0,
+    gaussian: float | None = None,
 ) -> Path:
     """Samples netCDF: truth from `tiny_truth(seed)`; prediction = truth + N(0, noise) on hidden
     pixels (exact where observed); with `members` >= 2, members = truth + N(0, noise) and
-    pred/std their mean/std (a calibrated-ish ensemble)."""
+    pred/std their mean/std (a calibrated-ish ensemble); with `gaussian`, std = `gaussian` everywhere
+    and the file says it is a Gaussian predictive std (like oi): `gaussian` = `noise` is calibrated."""
     truth, valid, observed = tiny_truth(n, channels, size, seed)
     rng = np.random.default_rng(seed_for("eval_factory_pred", method, seed))
     filled = np.nan_to_num(truth, nan=0.0)
@@ -63,12 +65,16 @@ def write_tiny_samples(
     else:
         pred = np.where(observed, filled, filled + noise * rng.normal(size=filled.shape))
         std = None
+    attrs = {"method": method, "scenario": scenario, "checkpoint": "", "config_hash": "test"}
+    if gaussian is not None:
+        std = np.full(filled.shape, float(gaussian))
+        attrs[PREDICTIVE_ATTR] = "gaussian"
     step = 0.25 * np.arange(size)
     write_samples(
         path, pred=pred, truth=truth, observed=observed, valid=valid, land=~valid[:, 0],
         depth=np.asarray(DEPTHS[:channels], np.float32),
         lat=np.tile(30.0 + step, (n, 1)), lon=np.tile(-30.0 + step, (n, 1)),
         time=EPOCH_2015 + 86400 * np.arange(n), patch_id=np.array([f"2015-01_y{16 * i:05d}_x00000" for i in range(n)]),
-        std=std, members=ens, attrs={"method": method, "scenario": scenario, "checkpoint": "", "config_hash": "test"},
+        std=std, members=ens, attrs=attrs,
     )
     return path

@@ -12,11 +12,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from depthdif.diffusion import ConditionalUNet, NoiseSchedule, edm
+from depthdif.diffusion import ConditionalUNet, ModelSettings, NoiseSchedule, edm, objective_from_cfg
 from depthdif.diffusion.diagnostics import default_levels, xt_sensitivity
+from depthdif.reconstruction import ModelSpec
 from depthdif.shards import read_manifest
 from depthdif.training.module import model_hparams
 from shard_factory import make_shards
+from training_helpers import section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,16 +62,18 @@ def _batch() -> dict[str, Tensor]:
 
 
 def _hp(formulation: str = "ddpm", parameterization: str = "x0", objective: str = "standard",
-        mask_noisy: bool = False, sigma_data: float = 1.0) -> dict:
-    return {
-        "objective": objective, "use_eo": False, "use_mask_channels": True,
-        "objective_cfg": {"mask_noisy_branch": mask_noisy},
-        "model_cfg": {"diffusion": {"formulation": formulation, "timesteps": 20, "schedule": "cosine",
-                                    "parameterization": parameterization, "edm": {"sigma_data": sigma_data}}},
-    }
+        mask_noisy: bool = False, sigma_data: float = 1.0) -> ModelSpec:
+    objective_cfg = section(f"objectives.{objective}")
+    if objective == "ambient":
+        objective_cfg["mask_noisy_branch"] = mask_noisy
+    model = section("model", conditioning={"eo": False, "mask_channels": True},
+                    diffusion={"formulation": formulation, "timesteps": 20, "parameterization": parameterization,
+                               "edm": {"sigma_data": sigma_data}})
+    return ModelSpec(objective=objective_from_cfg(objective, objective_cfg), model=ModelSettings.from_cfg(model),
+                     channels=2, cond_channels=4, prior=None, dihedral=False)
 
 
-def _run(net: nn.Module, hp: dict, levels: list[float] | None = None) -> list[dict[str, float]]:
+def _run(net: nn.Module, hp: ModelSpec, levels: list[float] | None = None) -> list[dict[str, float]]:
     gen = torch.Generator().manual_seed(1)
     return xt_sensitivity(net, NoiseSchedule(20), _batch(), hp, levels=levels, generator=gen)
 
@@ -116,11 +120,9 @@ def test_ambient_model_with_a_masked_noisy_branch_never_sees_xt_on_hidden_pixels
 
 def test_bench_script_reads_a_checkpoint_and_a_shard_folder(tmp_path: Path) -> None:
     shards = make_shards(tmp_path, n=4, split="val")
-    model_cfg = {"backbone": {"dim": 8, "dim_mults": [1, 2], "attention": False, "film": False},
-                 "diffusion": {"formulation": "edm", "timesteps": 20, "schedule": "cosine", "parameterization": "x0",
-                               "edm": {"sigma_data": 1.0, "p_mean": -1.2, "p_std": 1.2}},
-                 "conditioning": {"eo": True, "mask_channels": True}}
-    hp = model_hparams("standard", model_cfg, {"loss_mask": "valid"}, read_manifest(shards))
+    model_cfg = section("model", backbone={"dim": 8, "dim_mults": [1, 2]},
+                        diffusion={"formulation": "edm", "timesteps": 20}, first_guess={"method": "none"})
+    hp = model_hparams("standard", model_cfg, section("objectives.standard"), read_manifest(shards))
     torch.manual_seed(0)
     net = ConditionalUNet(hp["channels"], hp["cond_channels"], hp["channels"], dim=8, dim_mults=(1, 2))
     ckpt = tmp_path / "model.ckpt"

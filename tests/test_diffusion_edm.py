@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,23 +11,30 @@ import torch
 from torch import Tensor, nn
 
 from depthdif.diffusion import (
+    ConditioningSettings,
     DiffusionConfigError,
     DiffusionSettings,
     EDMSampling,
     EDMTraining,
+    ModelSettings,
     NoiseSchedule,
     edm,
     edm_sample,
     min_snr_weight,
+    objective_from_cfg,
     repeat_for_members,
     split_members,
     training_loss,
 )
 from depthdif.diffusion.denoiser import ConditionalUNet, SinusoidalPosEmb
 from depthdif.diffusion.objectives import standard_loss_mask
-from depthdif.reconstruction import reconstruct
+from depthdif.errors import ConfigError
+from depthdif.reconstruction import ModelSpec, _with_legacy_keys, reconstruct
+from training_helpers import section
 
 SHAPE = (2, 2, 4, 4)
+#: EDM's Heun sampler with the schema's sample.edm (σ 0.002…80, ρ 7, no churn)
+HEUN = EDMSampling.from_cfg(section("sample.edm"))
 
 
 def _known() -> tuple[Tensor, Tensor]:
@@ -141,7 +149,7 @@ def test_heun_with_the_exact_denoiser_samples_a_gaussian(churn: bool) -> None:
     s = 0.5; churn at its cap γ = √2 - 1 adds about 1 % at 64 steps.)
     """
     mu, s = 0.7, 0.4
-    settings = EDMSampling(s_churn=10.0, s_min=0.05, s_max=50.0) if churn else EDMSampling()
+    settings = replace(HEUN, s_churn=10.0, s_min=0.05, s_max=50.0) if churn else HEUN
     out = edm_sample(gaussian_denoiser(mu, s), (4000, 1, 4, 4), steps=64 if churn else 32, settings=settings,
                      generator=torch.Generator().manual_seed(0))
     assert float(out.mean()) == pytest.approx(mu, abs=0.01)
@@ -153,8 +161,8 @@ def test_heun_is_second_order_and_the_last_step_returns_the_denoiser() -> None:
     s = 0.5
     x_T = 80.0 * torch.randn(20_000, 1, 1, 1, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     exact = s * float(x_T.std()) / 80.0  # the ODE maps N(0, σ_max²) to N(0, s² σ_max²/(s² + σ_max²)) ≈ this
-    err = {(order, steps): abs(float(edm_sample(gaussian_denoiser(0.0, s), x_T.shape, steps=steps, x_T=x_T,
-                                                second_order=order == 2).std()) / exact - 1)
+    err = {(order, steps): abs(float(edm_sample(gaussian_denoiser(0.0, s), x_T.shape, steps=steps, settings=HEUN,
+                                                x_T=x_T, second_order=order == 2).std()) / exact - 1)
            for order in (1, 2) for steps in (16, 32)}
     assert err[2, 32] < 0.02 and err[2, 16] / err[2, 32] > 3.5
     assert 1.5 < err[1, 16] / err[1, 32] < 2.5
@@ -164,7 +172,7 @@ def test_heun_is_second_order_and_the_last_step_returns_the_denoiser() -> None:
         seen.append(float(sigma[0]))
         return torch.full_like(x, 0.25)
 
-    out = edm_sample(spy, SHAPE, steps=3, generator=torch.Generator().manual_seed(0))
+    out = edm_sample(spy, SHAPE, steps=3, settings=HEUN, generator=torch.Generator().manual_seed(0))
     sig = edm.sigma_steps(3, 0.002, 80.0, 7.0)
     # Heun: two evaluations per step but the last (σ_i then σ_{i+1}), float32 σ
     expected = [sig[0], sig[1], sig[1], sig[2], sig[2]]
@@ -175,9 +183,10 @@ def test_heun_is_second_order_and_the_last_step_returns_the_denoiser() -> None:
 def test_deterministic_without_churn_and_seeded_with_it() -> None:
     x_T = 80.0 * torch.randn(SHAPE, generator=torch.Generator().manual_seed(1))
     d = gaussian_denoiser(0.0, 1.0)
-    runs = [edm_sample(d, SHAPE, steps=5, x_T=x_T, generator=torch.Generator().manual_seed(s)) for s in (0, 1)]
+    runs = [edm_sample(d, SHAPE, steps=5, settings=HEUN, x_T=x_T, generator=torch.Generator().manual_seed(s))
+            for s in (0, 1)]
     assert torch.equal(runs[0], runs[1])
-    churn = EDMSampling(s_churn=10.0)
+    churn = replace(HEUN, s_churn=10.0)
     noisy = [edm_sample(d, SHAPE, steps=5, x_T=x_T, settings=churn, generator=torch.Generator().manual_seed(s))
              for s in (0, 1, 0)]
     assert not torch.allclose(noisy[0], noisy[1]) and torch.equal(noisy[0], noisy[2])
@@ -193,7 +202,7 @@ def test_clamped_pixels_equal_observations(clamp: str, churn: float) -> None:
         calls.append(x.clone())
         return 0.3 * torch.tanh(x)
 
-    out = edm_sample(spy, SHAPE, steps=4, settings=EDMSampling(s_churn=churn), known=known, known_mask=mask,
+    out = edm_sample(spy, SHAPE, steps=4, settings=replace(HEUN, s_churn=churn), known=known, known_mask=mask,
                      clamp=clamp, generator=torch.Generator().manual_seed(2))  # type: ignore[arg-type]
     on = mask > 0
     assert torch.equal(out[on], known[on])
@@ -210,14 +219,14 @@ def test_no_clamp_and_clamp_final_false_return_the_model_estimate() -> None:
     def d(x: Tensor, sigma: Tensor) -> Tensor:
         return 0.3 * torch.tanh(x) + 1.0
 
-    free = edm_sample(d, SHAPE, steps=3, known=known, known_mask=mask, clamp="none",
+    free = edm_sample(d, SHAPE, steps=3, settings=HEUN, known=known, known_mask=mask, clamp="none",
                       generator=torch.Generator().manual_seed(0))
     assert not torch.allclose(free[mask > 0], known[mask > 0])
-    own = edm_sample(d, SHAPE, steps=3, known=known, known_mask=mask, clamp="renoise", clamp_final=False,
-                     generator=torch.Generator().manual_seed(0))
+    own = edm_sample(d, SHAPE, steps=3, settings=HEUN, known=known, known_mask=mask, clamp="renoise",
+                     clamp_final=False, generator=torch.Generator().manual_seed(0))
     assert not torch.equal(own[mask > 0], known[mask > 0])
     with pytest.raises(ValueError, match="sample.clamp_known_pixels"):
-        edm_sample(d, SHAPE, steps=2, known=known, known_mask=mask, clamp="always")  # type: ignore[arg-type]
+        edm_sample(d, SHAPE, steps=2, settings=HEUN, known=known, known_mask=mask, clamp="always")  # type: ignore[arg-type]
 
 
 def test_members_are_batched_and_distinct() -> None:
@@ -230,7 +239,7 @@ def test_members_are_batched_and_distinct() -> None:
         s2 = sigma.reshape(-1, 1, 1, 1) ** 2
         return (x + s2 * mu) / (1 + s2)
 
-    out = split_members(edm_sample(d, x_T.shape, steps=12, x_T=x_T), 4)
+    out = split_members(edm_sample(d, x_T.shape, steps=12, settings=HEUN, x_T=x_T), 4)
     assert out.shape == (3, 4, 1, 2, 2)
     assert float(out.std(1).mean()) > 0.3  # members differ (prior std 1)
     for b in range(3):  # each patch's members sit around its own mean
@@ -240,18 +249,26 @@ def test_members_are_batched_and_distinct() -> None:
 # --- config ---------------------------------------------------------------------------------
 
 
-def test_settings_defaults_and_errors() -> None:
-    assert DiffusionSettings.from_cfg(None) == DiffusionSettings("ddpm", "uniform", 5.0, EDMTraining(1.0, -1.2, 1.2))
-    full = DiffusionSettings.from_cfg({"formulation": "edm", "edm": {"sigma_data": 0.5}})
+def test_settings_from_the_schema_sections_missing_keys_and_errors() -> None:
+    """The typed settings have no defaults: they take the schema's, and a missing key is an error naming it."""
+    assert DiffusionSettings.from_cfg(section("model.diffusion")) == DiffusionSettings(
+        "ddpm", 200, "cosine", "x0", "uniform", 5.0, EDMTraining(1.0, -1.2, 1.2))
+    full = DiffusionSettings.from_cfg(section("model.diffusion", formulation="edm", edm={"sigma_data": 0.5}))
     assert full.formulation == "edm" and full.edm.sigma_data == 0.5 and full.edm.p_std == 1.2
-    assert EDMSampling.from_cfg({}) == EDMSampling(0.002, 80.0, 7.0, 0.0, 0.0, None, 1.0)
-    assert EDMSampling.from_cfg({"s_max": 50}).s_max == 50.0
+    assert HEUN == EDMSampling(0.002, 80.0, 7.0, 0.0, 0.0, None, 1.0)
+    assert EDMSampling.from_cfg(section("sample.edm", s_max=50)).s_max == 50.0
     for bad, key in (({"formulation": "vp"}, "formulation"), ({"loss_weighting": "snr"}, "loss_weighting"),
                      ({"min_snr_gamma": 0}, "min_snr_gamma"), ({"edm": {"sigma_data": 0}}, "sigma_data")):
         with pytest.raises(DiffusionConfigError, match=key):
-            DiffusionSettings.from_cfg(bad)
+            DiffusionSettings.from_cfg(section("model.diffusion", **bad))
     with pytest.raises(DiffusionConfigError, match="sigma_min"):
-        EDMSampling.from_cfg({"sigma_min": 100.0})
+        EDMSampling.from_cfg(section("sample.edm", sigma_min=100.0))
+    incomplete = section("model")
+    del incomplete["diffusion"]["edm"]["p_mean"]
+    with pytest.raises(ConfigError, match=r"config key 'model\.diffusion\.edm\.p_mean' is missing"):
+        ModelSettings.from_cfg(incomplete)
+    with pytest.raises(ConfigError, match=r"'sample\.edm\.s_max' is missing"):
+        EDMSampling.from_cfg({k: v for k, v in section("sample.edm").items() if k != "s_max"})
 
 
 # --- v-prediction and min-SNR ---------------------------------------------------------------
@@ -294,45 +311,44 @@ def _batch(seed: int = 0, b: int = 3, c: int = 2, hw: int = 8) -> dict[str, Tens
 
 
 OBJ = {
-    "standard": {"loss_mask": "valid"},
-    "ambient": {"further_drop_prob": 0.3, "min_kept_observed_pixels": 1, "shared_spatial_mask": True,
-                "mask_noisy_branch": True, "require_x0_parameterization": True,
-                "further_drop_pattern": "pixels", "further_drop_block_px": 8},
+    "standard": section("objectives.standard"),
+    "ambient": section("objectives.ambient", further_drop_prob=0.3, min_kept_observed_pixels=1,
+                       mask_noisy_branch=True, further_drop_pattern="pixels"),
 }
+NO_EO = ConditioningSettings(eo=False, mask_channels=True)
+SCHEMA_DDPM = section("model.diffusion", timesteps=20)
 
 
 def _loss(net: nn.Module, objective: str, parameterization: str = "x0", diffusion_cfg: dict | None = None,
           seed: int = 0) -> Tensor:
+    cfg = {**(diffusion_cfg or SCHEMA_DDPM), "parameterization": parameterization}
     loss, _ = training_loss(
-        net, NoiseSchedule(20), _batch(), objective=objective, objective_cfg=OBJ[objective],  # type: ignore[arg-type]
-        parameterization=parameterization, use_eo=False, use_mask_channels=True,  # type: ignore[arg-type]
-        generator=torch.Generator().manual_seed(seed), diffusion_cfg=diffusion_cfg,
+        net, NoiseSchedule(20), _batch(), objective=objective_from_cfg(objective, OBJ[objective]),
+        diffusion=DiffusionSettings.from_cfg(cfg), conditioning=NO_EO, generator=torch.Generator().manual_seed(seed),
     )
     return loss
 
 
-SCHEMA_DDPM = {"formulation": "ddpm", "timesteps": 20, "schedule": "cosine", "parameterization": "x0",
-               "loss_weighting": "uniform", "min_snr_gamma": 5.0,
-               "edm": {"sigma_data": 1.0, "p_mean": -1.2, "p_std": 1.2}}
-
-
 @pytest.mark.parametrize("objective", ["standard", "ambient"])
 @pytest.mark.parametrize("parameterization", ["x0", "epsilon"])
-def test_ddpm_formulation_is_unchanged(objective: str, parameterization: str) -> None:
-    """The schema's defaults (ddpm, uniform) give bit-identical losses to the section without the new keys."""
+def test_checkpoints_without_the_formulation_keys_are_the_schema_ddpm(objective: str, parameterization: str) -> None:
+    """A model_cfg stored before the formulation keys existed reads as the schema's DDPM with a uniform
+    weight (`LEGACY_MODEL_KEYS`), with bit-identical losses."""
     torch.manual_seed(0)
     net = _Linear(2, 4)
-    obj = {**OBJ[objective], "require_x0_parameterization": False}
-    old_keys = {k: SCHEMA_DDPM[k] for k in ("timesteps", "schedule", "parameterization")}
+    obj = objective_from_cfg(objective, {**OBJ[objective], "require_x0_parameterization": False})
+    schema = {**SCHEMA_DDPM, "parameterization": parameterization}
+    stored = {k: schema[k] for k in ("timesteps", "schedule", "parameterization")}
+    legacy = ModelSettings.from_cfg(_with_legacy_keys({**section("model"), "diffusion": stored}))
+    assert legacy.diffusion == DiffusionSettings.from_cfg(schema)
     values = []
-    for cfg in (None, old_keys, {**SCHEMA_DDPM, "parameterization": parameterization}):
+    for settings in (legacy.diffusion, DiffusionSettings.from_cfg(schema)):
         loss, _ = training_loss(
-            net, NoiseSchedule(20), _batch(), objective=objective, objective_cfg=obj,  # type: ignore[arg-type]
-            parameterization=parameterization, use_eo=False, use_mask_channels=True,  # type: ignore[arg-type]
-            generator=torch.Generator().manual_seed(3), diffusion_cfg=cfg,
+            net, NoiseSchedule(20), _batch(), objective=obj, diffusion=settings, conditioning=NO_EO,
+            generator=torch.Generator().manual_seed(3),
         )
         values.append(loss)
-    assert torch.equal(values[0], values[1]) and torch.equal(values[0], values[2])
+    assert torch.equal(values[0], values[1])
 
 
 @pytest.mark.parametrize("parameterization", ["x0", "epsilon", "v"])
@@ -408,12 +424,18 @@ def test_v_parameterization_trains_under_ambient() -> None:
 # --- reconstruct with an EDM model ----------------------------------------------------------
 
 
-def _hparams(formulation: str, objective: str = "standard", mask_noisy: bool = False) -> dict:
-    return {
-        "objective": objective, "use_eo": False, "use_mask_channels": True, "dihedral": True,
-        "objective_cfg": {"mask_noisy_branch": mask_noisy},
-        "model_cfg": {"diffusion": {**SCHEMA_DDPM, "formulation": formulation}},
-    }
+def _spec(formulation: str, objective: str = "standard", mask_noisy: bool = False, dihedral: bool = True) -> ModelSpec:
+    objective_cfg = section(f"objectives.{objective}")
+    if objective == "ambient":
+        objective_cfg["mask_noisy_branch"] = mask_noisy
+    model = section("model", diffusion={**SCHEMA_DDPM, "formulation": formulation},
+                    conditioning={"eo": False, "mask_channels": True})
+    return ModelSpec(objective=objective_from_cfg(objective, objective_cfg), model=ModelSettings.from_cfg(model),
+                     channels=2, cond_channels=4, prior=None, dihedral=dihedral)
+
+
+#: reconstruct's sampler arguments besides steps, clamp and members (DDIM η 0; EDM: Heun)
+SAMPLING = dict(sampler="ddim", eta=0.0, edm_sampling=HEUN, prior=None, clamp_final=True)
 
 
 @pytest.mark.parametrize("clamp", ["none", "overwrite", "renoise"])
@@ -421,10 +443,10 @@ def test_reconstruct_edm_members_and_known_pixels(clamp: str) -> None:
     torch.manual_seed(0)
     net = ConditionalUNet(2, 4, 2, dim=8, dim_mults=(1, 2)).eval()
     batch = _batch(hw=8)
-    kwargs = dict(steps=3, clamp=clamp, members=3, edm_sampling={"s_churn": 2.0})
-    out = reconstruct(net, NoiseSchedule(20), batch, _hparams("edm"), generator=torch.Generator().manual_seed(0),
+    kwargs = {**SAMPLING, "steps": 3, "clamp": clamp, "members": 3, "edm_sampling": replace(HEUN, s_churn=2.0)}
+    out = reconstruct(net, NoiseSchedule(20), batch, _spec("edm"), generator=torch.Generator().manual_seed(0),
                       **kwargs)  # type: ignore[arg-type]
-    again = reconstruct(net, NoiseSchedule(20), batch, _hparams("edm"), generator=torch.Generator().manual_seed(0),
+    again = reconstruct(net, NoiseSchedule(20), batch, _spec("edm"), generator=torch.Generator().manual_seed(0),
                         **kwargs)  # type: ignore[arg-type]
     assert out.shape == (3, 3, 2, 8, 8) and torch.equal(out, again)
     assert float(out.std(1).mean()) > 0  # distinct members
@@ -442,8 +464,9 @@ def test_reconstruct_edm_ambient_masks_the_network_input() -> None:
             return torch.zeros_like(x_t)
 
     batch = _batch(hw=8)
-    hp = {**_hparams("edm", "ambient", mask_noisy=True), "dihedral": False}
-    reconstruct(Spy(), NoiseSchedule(20), batch, hp, steps=2, members=2, generator=torch.Generator().manual_seed(0))
+    spec = _spec("edm", "ambient", mask_noisy=True, dihedral=False)
+    reconstruct(Spy(), NoiseSchedule(20), batch, spec, steps=2, members=2, clamp="none",
+                generator=torch.Generator().manual_seed(0), **SAMPLING)  # type: ignore[arg-type]
     known = repeat_for_members(batch["x_valid"], 2)
     assert all(float(x[known < 0.5].abs().max()) == 0.0 for x in seen)
 
@@ -459,7 +482,7 @@ def test_new_formulations_train_and_sample(tmp_path, objective: str, diffusion: 
     from depthdif.inference import predict
     from depthdif.samples import open_samples
     from depthdif.training import train
-    from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
+    from training_helpers import OBJECTIVES, SAMPLE, model_cfg, splits, train_cfg
 
     torch.set_num_threads(1)
     shards = splits(tmp_path)
@@ -470,10 +493,7 @@ def test_new_formulations_train_and_sample(tmp_path, objective: str, diffusion: 
         objective_cfg["mask_noisy_branch"] = True
     train(objective, model, objective_cfg, train_cfg(max_steps=2, val_every_n_steps=2), shards["train"],
           shards["val"], tmp_path / "out", tmp_path / "state")
-    sample = {"sampler": "ddim", "steps": 3, "eta": 0.0, "clamp_known_pixels": "renoise", "members": 2,
-              "save_members": True, "batch_size": 4, "seed": 0,
-              "edm": {"sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0, "s_churn": 1.0, "s_min": 0.0,
-                      "s_max": None, "s_noise": 1.0}}
+    sample = {**SAMPLE, "members": 2, "edm": {**SAMPLE["edm"], "s_churn": 1.0}}
     predict(tmp_path / "out" / "model.ckpt", shards["test"], sample, method=objective, scenario="tiny",
             out_nc=tmp_path / "s.nc", device="cpu")
     ds = open_samples(tmp_path / "s.nc")

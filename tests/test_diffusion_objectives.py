@@ -11,26 +11,27 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from depthdif.diffusion import (
     ConditionalUNet,
+    ConditioningSettings,
+    DiffusionSettings,
     NoiseSchedule,
     ambient_masks,
     build_condition,
     condition_channels,
     masked_mse,
+    objective_from_cfg,
     standard_loss_mask,
     training_loss,
 )
+from training_helpers import section
 
-STANDARD = {"loss_mask": "valid"}
-AMBIENT = {
-    "further_drop_prob": 0.2,
-    "min_kept_observed_pixels": 4,
-    "shared_spatial_mask": True,
-    "mask_noisy_branch": False,
-    "require_x0_parameterization": True,
-    "further_drop_pattern": "pixels",
-    "further_drop_block_px": 8,
-}
+STANDARD = section("objectives.standard")
+AMBIENT = section("objectives.ambient", mask_noisy_branch=False, further_drop_pattern="pixels")
+COND = ConditioningSettings(eo=True, mask_channels=True)
 
+
+def diffusion(parameterization: str = "x0") -> DiffusionSettings:
+    """The schema's model.diffusion (DDPM, uniform weight) with 20 steps."""
+    return DiffusionSettings.from_cfg(section("model.diffusion", timesteps=20, parameterization=parameterization))
 
 
 def make_batch(b: int = 4, c: int = 2, size: int = 8, seed: int = 0) -> dict[str, Tensor]:
@@ -71,9 +72,8 @@ class Spy(nn.Module):
 def _loss(model: nn.Module, batch: dict[str, Tensor], objective: str, cfg: dict[str, Any],
           parameterization: str = "x0", seed: int = 3) -> tuple[Tensor, dict[str, Tensor]]:
     return training_loss(
-        model, NoiseSchedule(20), batch, objective=objective, objective_cfg=cfg,  # type: ignore[arg-type]
-        parameterization=parameterization, use_eo=True, use_mask_channels=True,  # type: ignore[arg-type]
-        generator=torch.Generator().manual_seed(seed),
+        model, NoiseSchedule(20), batch, objective=objective_from_cfg(objective, cfg),
+        diffusion=diffusion(parameterization), conditioning=COND, generator=torch.Generator().manual_seed(seed),
     )
 
 
@@ -307,8 +307,8 @@ def test_tiny_model_overfits_one_batch(objective: str) -> None:
     losses = []
     for _ in range(150):
         loss, _ = training_loss(
-            model, NoiseSchedule(20), batch, objective=objective, objective_cfg=cfg,  # type: ignore[arg-type]
-            parameterization="x0", use_eo=True, use_mask_channels=True, generator=gen,
+            model, NoiseSchedule(20), batch, objective=objective_from_cfg(objective, cfg), diffusion=diffusion(),
+            conditioning=COND, generator=gen,
         )
         opt.zero_grad()
         loss.backward()

@@ -59,7 +59,8 @@ def test_ddim_timesteps() -> None:
 def test_model_receives_training_timesteps() -> None:
     schedule = NoiseSchedule(50)
     spy = SpyX0(_target())
-    ddim_sample(spy, schedule, SHAPE, steps=6, generator=torch.Generator().manual_seed(0))
+    ddim_sample(spy, schedule, SHAPE, steps=6, eta=0.0, parameterization="x0",
+                generator=torch.Generator().manual_seed(0))
     seen = [t.tolist() for _, t in spy.calls]
     assert seen == [[t, t] for t in ddim_timesteps(50, 6).tolist()]
     assert all(t.dtype == torch.long for _, t in spy.calls)
@@ -72,19 +73,20 @@ def test_ddim_eta0_is_deterministic_and_follows_the_update() -> None:
     schedule = NoiseSchedule(10, "linear")
     x_T = torch.randn(SHAPE, generator=torch.Generator().manual_seed(1))
     runs = [
-        ddim_sample(SpyX0(_target()), schedule, SHAPE, steps=4, x_T=x_T, generator=torch.Generator().manual_seed(s))
+        ddim_sample(SpyX0(_target()), schedule, SHAPE, steps=4, eta=0.0, parameterization="x0", x_T=x_T,
+                    generator=torch.Generator().manual_seed(s))
         for s in (0, 1)
     ]
     assert torch.equal(runs[0], runs[1])
-    seeded = [ddim_sample(SpyX0(_target()), schedule, SHAPE, steps=4, generator=torch.Generator().manual_seed(5))
-              for _ in range(2)]
+    seeded = [ddim_sample(SpyX0(_target()), schedule, SHAPE, steps=4, eta=0.0, parameterization="x0",
+                          generator=torch.Generator().manual_seed(5)) for _ in range(2)]
     assert torch.equal(seeded[0], seeded[1])
-    noisy = [ddim_sample(SpyX0(_target()), schedule, SHAPE, steps=4, eta=1.0, x_T=x_T,
+    noisy = [ddim_sample(SpyX0(_target()), schedule, SHAPE, steps=4, eta=1.0, parameterization="x0", x_T=x_T,
                          generator=torch.Generator().manual_seed(s)) for s in (0, 1)]
     assert not torch.allclose(noisy[0], noisy[1])
     # one step T-1 → 0 by hand: x_0 = √ᾱ_0 x̂0 + √(1-ᾱ_0) ε̂, ε̂ = (x_T - √ᾱ_{T-1} x̂0)/√(1-ᾱ_{T-1})
     spy = SpyX0(_target())
-    out = ddim_sample(spy, schedule, SHAPE, steps=2, x_T=x_T)
+    out = ddim_sample(spy, schedule, SHAPE, steps=2, eta=0.0, parameterization="x0", x_T=x_T)
     ac = schedule.alphas_cumprod.double()
     x0_hat = spy.target + 0.3 * torch.tanh(x_T)
     eps_hat = (x_T - ac[9].sqrt() * x0_hat) / (1 - ac[9]).sqrt()
@@ -133,7 +135,7 @@ def test_clamped_pixels_equal_observations(sampler: str, clamp: str) -> None:
     spy = SpyX0(_target())
     kwargs = dict(known=known, known_mask=mask, clamp=clamp, generator=torch.Generator().manual_seed(2))
     if sampler == "ddim":
-        out = ddim_sample(spy, schedule, SHAPE, steps=4, eta=0.5, **kwargs)  # type: ignore[arg-type]
+        out = ddim_sample(spy, schedule, SHAPE, steps=4, eta=0.5, parameterization="x0", **kwargs)  # type: ignore[arg-type]
     else:
         out = ddpm_sample(spy, schedule, SHAPE, parameterization="x0", **kwargs)  # type: ignore[arg-type]
     on = mask > 0
@@ -146,12 +148,12 @@ def test_clamped_pixels_equal_observations(sampler: str, clamp: str) -> None:
 
 def test_no_clamp_leaves_known_pixels_free() -> None:
     known, mask = _known()
-    out = ddim_sample(SpyX0(_target()), NoiseSchedule(8), SHAPE, steps=3, known=known, known_mask=mask,
-                      clamp="none", generator=torch.Generator().manual_seed(0))
+    out = ddim_sample(SpyX0(_target()), NoiseSchedule(8), SHAPE, steps=3, eta=0.0, parameterization="x0",
+                      known=known, known_mask=mask, clamp="none", generator=torch.Generator().manual_seed(0))
     assert not torch.allclose(out[mask > 0], known[mask > 0])
     with pytest.raises(ValueError, match="sample.clamp_known_pixels"):
-        ddim_sample(SpyX0(_target()), NoiseSchedule(8), SHAPE, steps=3, known=known, known_mask=mask,
-                    clamp="always")  # type: ignore[arg-type]
+        ddim_sample(SpyX0(_target()), NoiseSchedule(8), SHAPE, steps=3, eta=0.0, parameterization="x0",
+                    known=known, known_mask=mask, clamp="always")  # type: ignore[arg-type]
 
 
 def test_ddpm_tiny_t_runs_with_clip() -> None:
@@ -191,4 +193,4 @@ def test_v_output_gives_the_same_samples_as_the_equivalent_x0_output(sampler: st
             outs.append(ddpm_sample(fn, schedule, SHAPE, parameterization=param, generator=gen))
     torch.testing.assert_close(outs[1], outs[0], atol=2e-4, rtol=2e-4)
     with pytest.raises(ValueError, match="'v'"):
-        ddim_sample(spy, schedule, SHAPE, steps=2, parameterization="x1")
+        ddim_sample(spy, schedule, SHAPE, steps=2, eta=0.0, parameterization="x1")

@@ -14,15 +14,7 @@ from depthdif.inference import load_checkpoint, predict
 from depthdif.samples import open_samples
 from depthdif.training import train
 from shard_factory import make_shards
-from training_helpers import OBJECTIVES, model_cfg, splits, train_cfg
-
-SAMPLE = {
-    "sampler": "ddim", "steps": 3, "eta": 0.0, "clamp_known_pixels": "renoise", "members": 3,
-    "save_members": True, "batch_size": 4, "seed": 0,
-    "edm": {"sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0, "s_churn": 0.0, "s_min": 0.0, "s_max": None,
-            "s_noise": 1.0},
-}
-
+from training_helpers import OBJECTIVES, SAMPLE, model_cfg, splits, train_cfg
 
 
 @pytest.fixture(scope="module")

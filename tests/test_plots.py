@@ -11,9 +11,10 @@ from matplotlib.image import imread
 
 from depthdif import plots
 from depthdif.errors import DataError
-from depthdif.eval.scoring import score_samples, summarize, write_scores
-from depthdif.plots.ensembles import binned_spread_error, radial_spectrum, rank_histogram
+from depthdif.eval.scoring import score_file, score_samples, summarize, write_scores
+from depthdif.plots.ensembles import radial_spectrum
 from depthdif.plots.reconstruction import example_indices
+from depthdif.plots.style import METHOD_COLOURS
 from eval_factory import write_tiny_samples
 from shard_factory import make_shards
 
@@ -110,34 +111,39 @@ def test_training_curves_from_lightning_csv(tmp_path: Path) -> None:
 
 
 def test_calibration_and_power_spectra(tmp_path: Path, samples: dict[str, Path]) -> None:
-    plots.calibration(samples, tmp_path / "calibration.png", CFG)
-    plots.power_spectra(samples, tmp_path / "spectra.png", CFG)
-    plots.calibration({"idw": samples["idw"]}, tmp_path / "no_ensemble.png", CFG)
-    check_png(tmp_path / "calibration.png")
+    files = {**samples, "oi": write_tiny_samples(tmp_path / "oi.nc", method="oi", noise=0.6, gaussian=0.6)}
+    scores, cals = [], []
+    for method, path in files.items():
+        df, cal = score_file(path, scenario="tiny", method=method, rank_members=4)
+        scores.append(tmp_path / f"{method}.csv")
+        write_scores(df, scores[-1])
+        cals.append(cal)
+    write_scores(summarize(scores), tmp_path / "summary.csv")
+    write_scores(pd.concat(cals, ignore_index=True), tmp_path / "calibration.csv")
+    plots.calibration(tmp_path / "summary.csv", tmp_path / "calibration.csv", tmp_path / "calibration.png", CFG,
+                      scenario="tiny", methods=list(files))
+    plots.power_spectra(files, tmp_path / "spectra.png", CFG)
+    img = check_png(tmp_path / "calibration.png")
     check_png(tmp_path / "spectra.png")
-    assert (tmp_path / "no_ensemble.png").stat().st_size > 1000
+    assert img.shape[1] > 2 * img.shape[0]  # three panels side by side
+    # only deterministic methods: the CRPS (= MAE) bars, no histogram
+    write_scores(summarize([tmp_path / "idw.csv"]), tmp_path / "summary_idw.csv")
+    plots.calibration(tmp_path / "summary_idw.csv", tmp_path / "calibration.csv", tmp_path / "no_ensemble.png", CFG,
+                      scenario="tiny", methods=["idw"])
+    check_png(tmp_path / "no_ensemble.png")
+    with pytest.raises(DataError, match="other"):
+        plots.calibration(tmp_path / "summary.csv", tmp_path / "calibration.csv", tmp_path / "x.png", CFG,
+                          scenario="other")
 
 
-def test_calibrated_ensemble_is_flat_and_on_the_diagonal() -> None:
-    rng = np.random.default_rng(0)
-    k, n = 5, 50_000
-    centre, sigma = rng.normal(0, 2, n), rng.uniform(0.2, 2.0, n)
-    truth = centre + sigma * rng.normal(size=n)
-    members = centre + sigma * rng.normal(size=(k, n))
-    freq = rank_histogram(members, truth, seed=0)
-    assert freq.shape == (k + 1,) and freq.sum() == pytest.approx(1.0)
-    np.testing.assert_allclose(freq, 1 / (k + 1), atol=0.01)
-    # under-dispersed members: truth falls outside -> U shape
-    tight = rank_histogram(centre + 0.3 * sigma * rng.normal(size=(k, n)), truth, seed=0)
-    assert tight[0] > 2 / (k + 1) and tight[-1] > 2 / (k + 1)
-    # bins pooled back together: calibrated overall for any K (equal-count bins)
-    spread, error = binned_spread_error(members, truth, bins=5)
-    assert np.sqrt(np.mean(error**2)) / np.sqrt(np.mean(spread**2)) == pytest.approx(1.0, abs=0.03)
-    # per bin only with many members (small-K sample spread regresses to the mean)
-    big = centre[:10_000] + sigma[:10_000] * rng.normal(size=(60, 10_000))
-    spread, error = binned_spread_error(big, truth[:10_000], bins=5)
-    assert len(spread) == 5 and spread[-1] > 2 * spread[0]
-    np.testing.assert_allclose(error / spread, 1.0, atol=0.15)
+def test_every_method_has_its_own_colour() -> None:
+    from depthdif.config import load_config
+
+    schema_methods = ["idw", "oi", "oi_eo", "unet", "standard", "ambient"]
+    assert set(schema_methods) <= set(METHOD_COLOURS)
+    assert len({METHOD_COLOURS[m] for m in schema_methods}) == len(schema_methods)
+    default = load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    assert set(default["evaluate"]["methods"]) <= set(schema_methods)
 
 
 def test_radial_spectrum_peaks_at_the_wave_number() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
 
 from depthdif.diffusion import DiffusionConfigError
-from depthdif.errors import TrainingError
+from depthdif.errors import ConfigError, TrainingError
 from depthdif.io import write_json
+from depthdif.reconstruction import ModelSpec
 from depthdif.training import build_model, merge_metrics, train
 from depthdif.training import module as module_mod
 from depthdif.training.callbacks import EMA
@@ -50,7 +52,7 @@ def test_fit_writes_outputs_then_resume_continues_exactly(shards: dict[str, Path
     hp = ckpt["hparams"]
     assert (hp["objective"], hp["channels"], hp["cond_channels"], hp["has_eo"]) == ("ambient", 2, 5, True)
     assert len(hp["stats"]["mean"]) == 2 and len(hp["depth"]) == 2
-    net, _ = build_model(hp)
+    net, _ = build_model(ModelSpec.from_hparams(hp))
     net.load_state_dict(ckpt["state_dict"])  # strict: every key present
     assert sorted(p.name for p in (out / "val_examples").iterdir()) == ["step-000004.png"]
 
@@ -189,6 +191,26 @@ def test_ambient_epsilon_fails_before_training(shards: dict[str, Path], tmp_path
     assert not (tmp_path / "state").exists()  # nothing touched
 
 
+@pytest.mark.parametrize("section, key", [
+    ("model", "diffusion.edm.p_mean"), ("objective", "further_drop_block_px"), ("train", "val_ddim_steps"),
+])
+def test_a_missing_key_fails_naming_it_before_training(
+    shards: dict[str, Path], tmp_path: Path, section: str, key: str
+) -> None:
+    """train() takes the complete validated sections: a missing key is a ConfigError naming it, raised
+    before anything is read or written (no section default stands in for the schema's)."""
+    cfg = {"model": model_cfg(), "objective": dict(OBJECTIVES["ambient"]), "train": train_cfg()}
+    *parents, last = key.split(".")
+    node = cfg[section]
+    for part in parents:
+        node = node[part]
+    del node[last]
+    where = {"model": "model", "objective": "objectives.ambient", "train": "train"}[section]
+    with pytest.raises(ConfigError, match=re.escape(f"config key '{where}.{key}' is missing")):
+        train_fn("ambient", cfg["model"], cfg["objective"], cfg["train"], shards, tmp_path)
+    assert not (tmp_path / "state").exists()
+
+
 def test_sigterm_saves_last_and_exits_nonzero(
     shards: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -259,7 +281,7 @@ def test_residual_model_exports_its_first_guess_when_validation_never_improves(
                  select="best_val", val_every_n_steps=2)
     ckpt = torch.load(tmp_path / objective / "out" / "model.ckpt", weights_only=True)
     assert result["selected_step"] == ckpt["selected_step"] == 0 and ckpt["global_step"] == 4
-    net, _ = build_model(ckpt["hparams"])
+    net, _ = build_model(ModelSpec.from_hparams(ckpt["hparams"]))
     net.load_state_dict(ckpt["state_dict"])
     assert float(net.final_conv.weight.abs().max()) == 0.0 and float(net.final_conv.bias.abs().max()) == 0.0
     assert ckpt["hparams"]["prior"]["length_scale"][0] > 0

@@ -77,9 +77,19 @@ def test_summary_has_every_scenario_method_depth(full_workdir: Path) -> None:
     assert (overall["rmse"] > 0).all() and (overall["rmse"] < 10).all()
     ensembles = overall[overall["method"].isin(["standard", "ambient"])]
     assert ensembles["crps"].notna().all() and ensembles["spread_skill"].notna().all()
-    assert overall[overall["method"] == "idw"]["crps"].isna().all()
+    idw = overall[overall["method"] == "idw"]
+    assert (idw["crps"] == idw["mae"]).all() and idw["spread_skill"].isna().all()  # deterministic: CRPS = MAE
+    oi = overall[overall["method"] == "oi"]  # OI's Gaussian posterior
+    assert (oi["forecast"] == "gaussian").all() and oi["spread_skill"].notna().all() and (oi["crps"] < oi["mae"]).all()
     log = (full_workdir / "logs/summarize/summarize.log").read_text()
     assert "| scenario" in log and "idw" in log
+    report = (full_workdir / "results/metrics/summary.md").read_text()
+    assert "rank histogram" in report and "## Spread deciles" in report
+    calibration = pd.read_csv(full_workdir / "results/metrics/calibration.csv", dtype={"depth": str})
+    ranks = calibration[(calibration["table"] == "rank") & (calibration["depth"] == "all")]
+    assert set(ranks["method"]) == {"oi", "standard", "ambient"}
+    # the Gaussian PIT gets K+1 bins with the ensembles' K (sample.members: 2 in the tiny config)
+    assert ranks.groupby(["scenario", "method"]).size().eq(3).all()
 
 
 def test_report_builds_with_every_figure(full_workdir: Path) -> None:
@@ -120,10 +130,13 @@ def _digest(folder: Path) -> str:
 def test_same_config_and_seed_give_same_shards_and_metrics(full_workdir: Path, tmp_path: Path) -> None:
     config = read_config(full_workdir)
     config["scenarios"] = {"tracks90": config["scenarios"]["tracks90"]}
-    config["evaluate"] = {**config.get("evaluate", {}), "methods": ["idw", "standard"]}
+    config["evaluate"] = {**config.get("evaluate", {}), "methods": ["idw", "oi_eo", "standard"]}
     workdir = make_workdir(tmp_path / "again")
     write_config(workdir, config)
     snakemake(workdir, "--cores", "2", "evaluate")
+    # oi_eo (regression on the EO + OI of the residuals) runs like any baseline, scored as a Gaussian
+    oi_eo = pd.read_csv(workdir / "results/metrics/tracks90/oi_eo.csv")
+    assert (oi_eo["forecast"] == "gaussian").all() and oi_eo["crps"].notna().all()
     for split in ("train", "val", "test"):
         assert _digest(workdir / f"results/shards/tracks90/{split}") == _digest(
             full_workdir / f"results/shards/tracks90/{split}"

@@ -139,3 +139,22 @@ def test_a_user_config_replaces_the_default_scenarios(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {w["scenario"] for _, w in planned_jobs(proc.stdout) if "scenario" in w} == SCENARIOS
+
+
+def test_adding_oi_eo_plans_its_baseline_only(done: Path) -> None:
+    config = read_config(done)
+    jobs = plan_after(done, "evaluate.methods", [*config["evaluate"]["methods"], "oi_eo"])
+    assert sorted((rule, w["scenario"], w["baseline"]) for rule, w in jobs) == [
+        ("run_baseline", s, "oi_eo") for s in sorted(SCENARIOS)
+    ]
+
+
+def test_oi_eo_without_eo_stops_at_start(tmp_path: Path) -> None:
+    workdir = make_workdir(tmp_path / "no_eo")
+    config = read_config(workdir)
+    config["data"]["eo"] = "none"
+    config["evaluate"]["methods"] = ["idw", "oi_eo"]
+    write_config(workdir, config)
+    proc = snakemake(workdir, "-n", "all", check=False)
+    assert proc.returncode != 0
+    assert "'evaluate.methods' and 'data.eo'" in proc.stdout + proc.stderr

@@ -1,4 +1,9 @@
-"""Tiny configs and shard folders for the training / inference tests (dim 8, 16 px, a few steps)."""
+"""Tiny configs and shard folders for the training / inference tests (dim 8, 16 px, a few steps).
+
+Every section is complete: the schema's defaults (a minimal config validated by
+`depthdif.config.validate_config`) with the tiny test values merged over them, so the tests
+never repeat a default and the typed settings (which have none) get every key.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +11,29 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from depthdif.config import validate_config
+from depthdif.params import merge
 from shard_factory import make_shards
 
-MODEL: dict[str, Any] = {
-    "backbone": {"dim": 8, "dim_mults": [1, 2], "attention": False, "film": False, "dropout": 0.0},
-    "diffusion": {"timesteps": 20, "schedule": "cosine", "parameterization": "x0"},
-    "conditioning": {"eo": True, "mask_channels": True},
+#: the schema's defaults of every section
+DEFAULTS: dict[str, Any] = validate_config({})
+
+MODEL: dict[str, Any] = merge(DEFAULTS["model"], {
+    "backbone": {"dim": 8, "dim_mults": [1, 2]},
+    "diffusion": {"timesteps": 20},
     # global units (no first guess) unless a test asks for one
-    "first_guess": {"method": "none", "covariance": "matern32", "max_fit_patches": 8, "residual_scale": "constant",
-                    "nugget": "fitted"},
-}
-OBJECTIVES: dict[str, dict[str, Any]] = {
-    "standard": {"loss_mask": "valid"},
-    "unet": {"loss_mask": "valid"},
-    "ambient": {
-        "further_drop_prob": 0.2, "min_kept_observed_pixels": 4, "shared_spatial_mask": True,
-        "mask_noisy_branch": False, "require_x0_parameterization": True,
-        "further_drop_pattern": "pixels", "further_drop_block_px": 8,
-    },
-}
-TRAIN: dict[str, Any] = {
-    "batch_size": 4, "lr": 2e-3, "weight_decay": 1e-4, "max_steps": 4, "max_epochs": None,
-    "lr_patience": 3, "lr_factor": 0.5, "precision": "auto", "ema_decay": 0.9, "grad_clip": 1.0,
-    "seed": 0, "num_workers": 0, "devices": 1, "accelerator": "cpu", "augment": False,
-    "select": "last", "select_margin": 0.02,
-    "val_every_n_steps": 2, "val_ddim_steps": 2, "val_examples": 2, "log_every_n_steps": 1,
-    "checkpoint_every_n_steps": 2, "channels_last": False, "compile": False,
-    "tensorboard": False, "wandb": False,
-}
+    "first_guess": {"method": "none", "max_fit_patches": 8},
+})
+OBJECTIVES: dict[str, dict[str, Any]] = merge(DEFAULTS["objectives"], {
+    "ambient": {"mask_noisy_branch": False, "further_drop_pattern": "pixels"},
+})
+TRAIN: dict[str, Any] = merge(DEFAULTS["train"], {
+    "batch_size": 4, "lr": 2e-3, "max_steps": 4, "ema_decay": 0.9, "accelerator": "cpu", "augment": False,
+    "select": "last", "val_every_n_steps": 2, "val_ddim_steps": 2, "val_examples": 2, "log_every_n_steps": 1,
+    "checkpoint_every_n_steps": 2,
+})
+#: the sample section of the inference tests (3 DDIM steps, 3 members, batches of 4)
+SAMPLE: dict[str, Any] = merge(DEFAULTS["sample"], {"steps": 3, "members": 3, "batch_size": 4})
 
 
 def model_cfg(**backbone: Any) -> dict[str, Any]:
@@ -44,6 +44,14 @@ def model_cfg(**backbone: Any) -> dict[str, Any]:
 
 def train_cfg(**overrides: Any) -> dict[str, Any]:
     return {**TRAIN, **overrides}
+
+
+def section(name: str, **overrides: Any) -> dict[str, Any]:
+    """The schema's default section `name` (dotted, e.g. "model.diffusion") with `overrides` merged in."""
+    node: Any = DEFAULTS
+    for part in name.split("."):
+        node = node[part]
+    return merge(node, overrides)
 
 
 def splits(root: Path, n: int = 8) -> dict[str, Path]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,15 +13,73 @@ import torch
 from torch.utils.data import DataLoader
 
 from depthdif.dataset import ShardDataset
+from depthdif.diffusion import EDMSampling, NoiseSchedule
+from depthdif.diffusion.first_guess import ObservationPrior
 from depthdif.errors import ConfigError, DataError
 from depthdif.io import seed_for
-from depthdif.reconstruction import build_model, build_prior, reconstruct
+from depthdif.reconstruction import SAMPLERS, ModelSpec, build_model, build_prior, reconstruct
 from depthdif.samples import write_samples
+from depthdif.sections import choice, flag, integer, number, section
 from depthdif.shards import denormalise
 
 log = logging.getLogger("depthdif.inference")
 
-#: sample-section defaults (the unet rule passes only batch_size)
+CLAMPS = ("none", "overwrite", "renoise")
+#: what a sampled batch contributes to the samples file, in the order it is collected
+PARTS = ("mean", "std", "members", "y", "x_valid", "y_valid", "land", "observed_mse")
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """The `sample` section: sampler, steps, η, known-pixel clamping, ensemble size, batching, seed, EDM's Heun."""
+
+    sampler: str
+    steps: int
+    eta: float
+    clamp_known_pixels: str
+    members: int
+    save_members: bool
+    batch_size: int
+    seed: int
+    edm: EDMSampling
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any], where: str = "sample") -> SampleSettings:
+        return cls(
+            sampler=choice(cfg, "sampler", where, SAMPLERS),
+            steps=integer(cfg, "steps", where),
+            eta=number(cfg, "eta", where),
+            clamp_known_pixels=choice(cfg, "clamp_known_pixels", where, CLAMPS),
+            members=integer(cfg, "members", where),
+            save_members=flag(cfg, "save_members", where),
+            batch_size=integer(cfg, "batch_size", where),
+            seed=integer(cfg, "seed", where),
+            edm=EDMSampling.from_cfg(*section(cfg, "edm", where)),
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one checkpoint is sampled: members K, clamp mode, whether members are written, the sampler's name/steps."""
+
+    members: int
+    clamp: str
+    keep_members: bool
+    sampler: str
+    steps: int
+    eta: float
+
+
+@dataclass
+class _Model:
+    """The loaded network, its schedule and frame on the sampling device."""
+
+    spec: ModelSpec
+    net: torch.nn.Module
+    schedule: NoiseSchedule
+    prior: ObservationPrior | None
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """model.ckpt written by `depthdif.training.train` (plain dict, loaded with weights_only=True)."""
     try:
@@ -45,80 +104,123 @@ def predict(
 ) -> dict[str, Any]:
     """Sample `members` reconstructions per test patch (1 for the unet) and write the samples netCDF.
 
-    Forward batches hold batch_size patches × members rows. pred = ensemble mean, std =
-    member std (ddof=1; 0 for one member), both de-normalised with the checkpoint's stats.
-    With clamping, observed pixels equal the truth exactly. Deterministic given sample.seed.
+    `sample_cfg` is the validated `sample` section (turned into `SampleSettings` here: a missing
+    key is a ConfigError naming it). Forward batches hold batch_size patches × members rows.
+    pred = ensemble mean, std = member std (ddof=1; 0 for one member), both de-normalised with
+    the checkpoint's stats. With clamping, observed pixels equal the truth exactly.
+    Deterministic given sample.seed.
     """
-    cfg = dict(sample_cfg)  # the validated `sample` section (the schema fills every key)
+    settings = SampleSettings.from_cfg(sample_cfg)
     ckpt = load_checkpoint(checkpoint)
     hp = ckpt["hparams"]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    spec = ModelSpec.from_hparams(hp)
+    dev = _device(device)
     dataset = ShardDataset(test_dir)
-    _check_data(dataset, hp, checkpoint)
-    if method != hp["objective"]:
-        log.warning("method %r writes a checkpoint trained with objective %r", method, hp["objective"])
-    net, schedule = build_model(hp)
-    net.load_state_dict(ckpt["state_dict"])
-    net.to(dev).eval()
-    schedule.to(dev)
-    prior = build_prior(hp)
-    if prior is not None:
-        prior.to(dev)
-
-    deterministic = hp["objective"] == "unet"
-    k = 1 if deterministic else int(cfg["members"])
-    clamp = "none" if deterministic else str(cfg["clamp_known_pixels"])
-    keep_members = bool(cfg["save_members"]) and not deterministic
-    parts: dict[str, list[np.ndarray]] = {
-        key: [] for key in ("mean", "std", "members", "y", "x_valid", "y_valid", "land", "observed_mse")
-    }
+    _check_data(dataset, hp, spec, checkpoint)
+    if method != spec.objective.name:
+        log.warning("method %r writes a checkpoint trained with objective %r", method, spec.objective.name)
+    model = _load_model(ckpt, spec, dev)
+    plan = _plan(spec, settings)
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in PARTS}
     done = 0
-    for batch in DataLoader(dataset, batch_size=int(cfg["batch_size"]), shuffle=False):
-        batch = {key: v.to(dev) for key, v in batch.items()}
+    for batch in _batches(dataset, settings.batch_size, dev):
         # one generator per batch, keyed by its first patch: batches are reproducible on their own
-        generator = torch.Generator(device=dev).manual_seed(seed_for("sample", cfg["seed"], scenario, method, done))
-        out = reconstruct(
-            net, schedule, batch, hp, sampler=str(cfg["sampler"]), steps=int(cfg["steps"]), eta=float(cfg["eta"]),
-            clamp=clamp, members=k, generator=generator, prior=prior, clamp_final=False, edm_sampling=cfg["edm"],
-        )  # (B, K, C, H, W) normalised, the model's own values at A
-        known = batch["x_valid"] > 0.5
-        # the unclamped members' RMSE at the observations (normalised units; de-normalised below)
-        sq = (out - batch["x"][:, None]).square().mean(1)
-        parts["observed_mse"].append(((sq * known).sum((-2, -1)) / known.sum((-2, -1)).clamp_min(1)).cpu().numpy())
-        if clamp != "none":
-            out = torch.where(known[:, None], batch["x"][:, None], out)
-        mean = out.mean(1)
-        std = out.std(1) if k > 1 else torch.zeros_like(mean)
-        if clamp != "none":
-            # exact on A: a K-member float32 mean of identical values need not round-trip
-            mean = torch.where(known, batch["x"], mean)
-            std = torch.where(known, torch.zeros_like(std), std)
-        parts["mean"].append(mean.cpu().numpy())
-        parts["std"].append(std.cpu().numpy())
-        if keep_members:
-            parts["members"].append(out.cpu().numpy())
-        for key in ("y", "x_valid", "y_valid"):
-            parts[key].append(batch[key].cpu().numpy())
-        parts["land"].append(batch["land"][:, 0].cpu().numpy())
-        done += len(out)
+        generator = torch.Generator(device=dev).manual_seed(seed_for("sample", settings.seed, scenario, method, done))
+        for key, value in _sample_batch(model, batch, plan, settings, generator).items():
+            parts[key].append(value)
+        done += len(batch["x"])
         log.info("sampled %d/%d patches", done, len(dataset))
     if done == 0:
         raise DataError(f"{test_dir} holds no patches; nothing to reconstruct")
     arrays = {key: np.concatenate(v) for key, v in parts.items() if v}
+    _write(out_nc, arrays, dataset, hp, plan, attrs={
+        "checkpoint": str(checkpoint), "config_hash": str(ckpt["config_hash"]), "method": method,
+        "scenario": scenario, "seed": settings.seed, "global_step": int(ckpt["global_step"]),
+    })
+    log.info("wrote %s (%d patches × %d members)", out_nc, done, plan.members)
+    return {"path": str(out_nc), "n_patches": done, "members": plan.members, "method": method, "scenario": scenario,
+            "sampler": plan.sampler, "steps": plan.steps, "device": str(dev)}
 
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def _load_model(ckpt: Mapping[str, Any], spec: ModelSpec, dev: torch.device) -> _Model:
+    """The checkpoint's (EMA or selected) weights in the network `spec` describes, in eval mode on `dev`."""
+    net, schedule = build_model(spec)
+    net.load_state_dict(ckpt["state_dict"])
+    net.to(dev).eval()
+    schedule.to(dev)
+    prior = build_prior(spec)
+    if prior is not None:
+        prior.to(dev)
+    return _Model(spec, net, schedule, prior)
+
+
+def _plan(spec: ModelSpec, settings: SampleSettings) -> _Plan:
+    """The unet: one deterministic member, no clamping; diffusion: the sample section. The recorded
+    sampler is edm_heun for an EDM model, and its steps the DDPM schedule's length for ddpm."""
+    if spec.deterministic:
+        return _Plan(members=1, clamp="none", keep_members=False, sampler="deterministic", steps=1, eta=0.0)
+    diffusion = spec.model.diffusion
+    sampler = "edm_heun" if diffusion.formulation == "edm" else settings.sampler
+    steps = settings.steps if sampler in ("ddim", "edm_heun") else diffusion.timesteps
+    return _Plan(members=settings.members, clamp=settings.clamp_known_pixels, keep_members=settings.save_members,
+                 sampler=sampler, steps=steps, eta=settings.eta)
+
+
+def _batches(dataset: ShardDataset, batch_size: int, dev: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        yield {key: v.to(dev) for key, v in batch.items()}
+
+
+def _sample_batch(
+    model: _Model, batch: Mapping[str, torch.Tensor], plan: _Plan, settings: SampleSettings,
+    generator: torch.Generator,
+) -> dict[str, np.ndarray]:
+    """One batch's ensemble mean and std (exact on A when clamped), members, truth and masks, and the
+    RMSE of the unclamped members at the observations (normalised units), as host arrays."""
+    out = reconstruct(
+        model.net, model.schedule, batch, model.spec, sampler=settings.sampler, steps=settings.steps,
+        eta=settings.eta, clamp=plan.clamp, members=plan.members, edm_sampling=settings.edm, prior=model.prior,
+        clamp_final=False, generator=generator,
+    )  # (B, K, C, H, W) normalised, the model's own values at A
+    known = batch["x_valid"] > 0.5
+    sq = (out - batch["x"][:, None]).square().mean(1)
+    result = {"observed_mse": ((sq * known).sum((-2, -1)) / known.sum((-2, -1)).clamp_min(1)).cpu().numpy()}
+    if plan.clamp != "none":
+        out = torch.where(known[:, None], batch["x"][:, None], out)
+    mean = out.mean(1)
+    std = out.std(1) if plan.members > 1 else torch.zeros_like(mean)
+    if plan.clamp != "none":
+        # exact on A: a K-member float32 mean of identical values need not round-trip
+        mean = torch.where(known, batch["x"], mean)
+        std = torch.where(known, torch.zeros_like(std), std)
+    result["mean"] = mean.cpu().numpy()
+    result["std"] = std.cpu().numpy()
+    if plan.keep_members:
+        result["members"] = out.cpu().numpy()
+    for key in ("y", "x_valid", "y_valid"):
+        result[key] = batch[key].cpu().numpy()
+    result["land"] = batch["land"][:, 0].cpu().numpy()
+    return result
+
+
+def _write(
+    out_nc: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], dataset: ShardDataset, hp: Mapping[str, Any],
+    plan: _Plan, attrs: Mapping[str, Any],
+) -> None:
+    """The samples netCDF in degC (de-normalised with the checkpoint's stats)."""
     stats = hp["stats"]
     scale = np.asarray(stats["std"], np.float32)[None, :, None, None]
-    edm_model = hp["model_cfg"]["diffusion"].get("formulation", "ddpm") == "edm"
-    sampler = "deterministic" if deterministic else "edm_heun" if edm_model else str(cfg["sampler"])
-    timesteps = int(hp["model_cfg"]["diffusion"]["timesteps"])
-    steps = 1 if deterministic else int(cfg["steps"]) if sampler in ("ddim", "edm_heun") else timesteps
     write_samples(
         out_nc,
         pred=denormalise(arrays["mean"], stats, 1),
         std=arrays["std"] * scale,
-        members=denormalise(arrays["members"], stats, 2) if keep_members else None,
+        members=denormalise(arrays["members"], stats, 2) if plan.keep_members else None,
         truth=denormalise(arrays["y"], stats, 1),
         observed=arrays["x_valid"] > 0.5,
         valid=arrays["y_valid"] > 0.5,
@@ -130,23 +232,20 @@ def predict(
         patch_id=dataset.patch_ids,
         observed_rmse=np.sqrt(arrays["observed_mse"]) * scale[:, :, 0, 0],
         attrs={
-            "checkpoint": str(checkpoint), "config_hash": str(ckpt["config_hash"]), "method": method,
-            "scenario": scenario, "sampler": sampler, "steps": steps,
-            "eta": 0.0 if deterministic else float(cfg["eta"]), "clamp_known_pixels": clamp,
-            "seed": int(cfg["seed"]), "n_members": k, "global_step": int(ckpt["global_step"]),
+            "checkpoint": attrs["checkpoint"], "config_hash": attrs["config_hash"], "method": attrs["method"],
+            "scenario": attrs["scenario"], "sampler": plan.sampler, "steps": plan.steps, "eta": plan.eta,
+            "clamp_known_pixels": plan.clamp, "seed": attrs["seed"], "n_members": plan.members,
+            "global_step": attrs["global_step"],
         },
     )
-    log.info("wrote %s (%d patches × %d members)", out_nc, done, k)
-    return {"path": str(out_nc), "n_patches": done, "members": k, "method": method, "scenario": scenario,
-            "sampler": sampler, "steps": steps, "device": str(dev)}
 
 
-def _check_data(dataset: ShardDataset, hp: Mapping[str, Any], checkpoint: Any) -> None:
+def _check_data(dataset: ShardDataset, hp: Mapping[str, Any], spec: ModelSpec, checkpoint: Any) -> None:
     where = f"{dataset.folder} vs {checkpoint}"
     if dataset.channels != hp["channels"] or list(map(float, dataset.manifest["depth"])) != list(hp["depth"]):
         raise DataError(f"{where}: depth levels differ; retrain on shards of the current data.depth_levels")
     stats = dataset.manifest["stats"]
     if stats["mean"] != hp["stats"]["mean"] or stats["std"] != hp["stats"]["std"]:
         raise DataError(f"{where}: normalisation stats differ (other train split); retrain the model")
-    if hp["use_eo"] and not dataset.has_eo:
+    if spec.model.conditioning.eo and not dataset.has_eo:
         raise ConfigError(f"{where}: the model is conditioned on EO but the test shards have none (data.eo)")

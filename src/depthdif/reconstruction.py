@@ -1,58 +1,129 @@
-"""The trained model at use: rebuild it from a checkpoint's hparams and reconstruct a batch.
+"""The trained model at use: its typed description, rebuilt from a checkpoint's hparams, and reconstruction.
 
-`build_model` (network + noise schedule), `build_prior` (the observation frame) and
+`ModelSpec.from_hparams` (the typed view of `model_hparams`, the plain values model.ckpt
+stores), `build_model` (network + noise schedule), `build_prior` (the observation frame) and
 `reconstruct` (one batch → K members, any formulation and sampler); shared by training
 (validation) and inference, so inference needs nothing from the training stack.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from depthdif.diffusion import (
+    AmbientObjective,
     ConditionalUNet,
+    ModelSettings,
     NoiseSchedule,
+    TrainingObjective,
     ddim_sample,
     ddpm_sample,
     dihedral,
     edm,
+    objective_from_cfg,
     repeat_for_members,
     split_members,
 )
 from depthdif.diffusion.first_guess import ObservationPrior, PriorParams
 from depthdif.diffusion.objectives import observation_frame
-from depthdif.errors import ConfigError
+from depthdif.errors import ConfigError, DataError
+
+SAMPLERS = ("ddim", "ddpm")
+#: Backward compatibility, the one place that fills keys a stored checkpoint may lack: model keys
+#: added after checkpoints were first written (with the diffusion formulations and the first-guess
+#: nugget option), with the values those checkpoints were trained with (every earlier model is a
+#: DDPM with a uniform loss weight and a fitted nugget; min_snr_gamma and edm are then unused).
+#: Applied only to keys absent from a checkpoint's stored `model_cfg`, never to a config section.
+LEGACY_MODEL_KEYS: dict[str, dict[str, Any]] = {
+    "diffusion": {"formulation": "ddpm", "loss_weighting": "uniform", "min_snr_gamma": 5.0,
+                  "edm": {"sigma_data": 1.0, "p_mean": -1.2, "p_std": 1.2}},
+    "first_guess": {"nugget": "fitted"},
+}
 
 
-def build_prior(hparams: Mapping[str, Any]) -> ObservationPrior | None:
-    """The observation frame stored in `hparams` (None: global normalisation)."""
-    params = hparams.get("prior")
-    return None if params is None else ObservationPrior(PriorParams.from_dict(params))
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a checkpoint's `model_hparams` say about the network and how to use it, typed.
+
+    objective: the typed objective it was trained with; model: its `ModelSettings`; channels
+    and cond_channels: the network's input/condition width; prior: the fitted observation
+    frame (None: global units); dihedral: trained with rot90/flip, so used rotation-averaged.
+    """
+
+    objective: TrainingObjective
+    model: ModelSettings
+    channels: int
+    cond_channels: int
+    prior: PriorParams | None
+    dihedral: bool
+
+    @property
+    def deterministic(self) -> bool:
+        """The unet regression baseline: one member, no sampler."""
+        return self.objective.name == "unet"
+
+    @property
+    def mask_noisy_branch(self) -> bool:
+        """An ambient denoiser that only ever saw Ã ⊙ x_t (Ã ⊆ A): sampling masks its input by A."""
+        return isinstance(self.objective, AmbientObjective) and self.objective.mask_noisy_branch
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, Any]) -> ModelSpec:
+        """Rebuild the typed description from the plain values `model_hparams` stored."""
+        try:
+            return cls(
+                objective=objective_from_cfg(str(hparams["objective"]), hparams["objective_cfg"]),
+                model=ModelSettings.from_cfg(_with_legacy_keys(hparams["model_cfg"])),
+                channels=int(hparams["channels"]),
+                cond_channels=int(hparams["cond_channels"]),
+                prior=None if hparams["prior"] is None else PriorParams.from_dict(hparams["prior"]),
+                dihedral=bool(hparams["dihedral"]),
+            )
+        except (ConfigError, KeyError) as exc:
+            raise DataError(
+                f"the checkpoint's hparams do not describe a model this DepthDif can use ({exc}); "
+                "it was written by an older version: rerun the train_model rule"
+            ) from exc
 
 
-def build_model(hparams: Mapping[str, Any]) -> tuple[ConditionalUNet, NoiseSchedule]:
-    """ConditionalUNet (C + cond channels → C) and the NoiseSchedule described by `hparams`.
+def _with_legacy_keys(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored model_cfg with the keys of LEGACY_MODEL_KEYS it lacks (see there)."""
+    out = copy.deepcopy(dict(model_cfg))
+    for name, keys in LEGACY_MODEL_KEYS.items():
+        if isinstance(out.get(name), Mapping):
+            out[name] = {**copy.deepcopy(keys), **out[name]}
+    return out
+
+
+def build_prior(spec: ModelSpec) -> ObservationPrior | None:
+    """The observation frame of the model (None: global normalisation)."""
+    return None if spec.prior is None else ObservationPrior(spec.prior)
+
+
+def build_model(spec: ModelSpec) -> tuple[ConditionalUNet, NoiseSchedule]:
+    """ConditionalUNet (C + cond channels → C) and the NoiseSchedule described by `spec`.
 
     With a first guess the output layer starts at zero, so an untrained model returns it.
     """
-    backbone = hparams["model_cfg"]["backbone"]
-    diffusion = hparams["model_cfg"]["diffusion"]
+    backbone, diffusion = spec.model.backbone, spec.model.diffusion
     net = ConditionalUNet(
-        in_channels=hparams["channels"],
-        cond_channels=hparams["cond_channels"],
-        out_channels=hparams["channels"],
-        dim=int(backbone["dim"]),
-        dim_mults=tuple(backbone["dim_mults"]),
-        attention=bool(backbone["attention"]),
-        film=bool(backbone["film"]),
-        dropout=float(backbone["dropout"]),
-        zero_init_output=hparams.get("prior") is not None,
+        in_channels=spec.channels,
+        cond_channels=spec.cond_channels,
+        out_channels=spec.channels,
+        dim=backbone.dim,
+        dim_mults=backbone.dim_mults,
+        attention=backbone.attention,
+        film=backbone.film,
+        dropout=backbone.dropout,
+        zero_init_output=spec.prior is not None,
     )
-    return net, NoiseSchedule(int(diffusion["timesteps"]), diffusion["schedule"])
+    return net, NoiseSchedule(diffusion.timesteps, diffusion.schedule)  # type: ignore[arg-type]
 
 
 @torch.no_grad()
@@ -60,36 +131,36 @@ def reconstruct(
     net: torch.nn.Module,
     schedule: NoiseSchedule,
     batch: Mapping[str, Tensor],
-    hparams: Mapping[str, Any],
+    spec: ModelSpec,
     *,
-    sampler: str = "ddim",
-    steps: int = 10,
-    eta: float = 0.0,
-    clamp: str = "none",
-    members: int = 1,
+    sampler: str,
+    steps: int,
+    eta: float,
+    clamp: str,
+    members: int,
+    edm_sampling: edm.EDMSampling,
+    prior: ObservationPrior | None,
+    clamp_final: bool,
     generator: torch.Generator | None = None,
-    prior: ObservationPrior | None = None,
-    clamp_final: bool = True,
-    edm_sampling: Mapping[str, Any] | None = None,
 ) -> Tensor:
     """(B, K, C, H, W) normalised reconstructions of a batch; K = 1 for the deterministic unet.
 
     The model works in the residual units of the batch's observation frame (built once from
     (x, A)); diffusion repeats it member-minor (B·K rows per forward), samples with DDIM or
-    DDPM (formulation ddpm) or EDM's Heun sampler with `steps` steps and the sample.edm
-    settings `edm_sampling` (formulation edm; `sampler` and `eta` unused), known pixels A
-    clamped per `clamp` (in residual units), and maps back to the field.
-    A model trained with rot90/flip (hparams["dihedral"]) is averaged over the dihedral group
-    (unet) or sampled with member m in the frame of group element m mod |G| (diffusion).
+    DDPM (formulation ddpm) or EDM's Heun sampler with `steps` steps and the σ grid and churn
+    of `edm_sampling` (formulation edm; `sampler` and `eta` unused), known pixels A clamped per
+    `clamp` (in residual units), and maps back to the field; clamp_final=False returns the
+    model's own last estimate (no known pixels written into it). `prior` is `build_prior(spec)`
+    on the batch's device. A model trained with rot90/flip (spec.dihedral) is averaged over the
+    dihedral group (unet) or sampled with member m in the frame of group element m mod |G|.
     """
     x, a = batch["x"], batch["x_valid"]
-    frame = observation_frame(
-        batch, prior, use_eo=hparams["use_eo"], use_mask_channels=hparams["use_mask_channels"]
-    )
+    conditioning = spec.model.conditioning
+    frame = observation_frame(batch, prior, use_eo=conditioning.eo, use_mask_channels=conditioning.mask_channels)
     coords = batch.get("coords")
     b, c, h, w = x.shape
-    group = dihedral.elements(h, w) if hparams.get("dihedral") else [0]
-    if hparams["objective"] == "unet":
+    group = dihedral.elements(h, w) if spec.dihedral else [0]
+    if spec.deterministic:
         t0 = torch.zeros(b, dtype=torch.long, device=x.device)
         zero = torch.zeros_like(x)
         residual = torch.stack([
@@ -102,8 +173,7 @@ def reconstruct(
     coords_k = None if coords is None else repeat_for_members(coords, k)
     known_mask = repeat_for_members(a, k)
     known = known_mask * frame_k.to_residual(repeat_for_members(x, k))
-    # the ambient denoiser only ever saw Ã ⊙ x_t (Ã ⊆ A) when the noisy branch is masked
-    mask_noisy = hparams["objective"] == "ambient" and bool(hparams["objective_cfg"].get("mask_noisy_branch"))
+    mask_noisy = spec.mask_noisy_branch
 
     element = torch.tensor(group, device=x.device)[torch.arange(b * k, device=x.device) % k % len(group)]
 
@@ -118,24 +188,22 @@ def reconstruct(
     def model_fn(x_t: Tensor, t: Tensor) -> Tensor:
         return net_k(known_mask * x_t if mask_noisy else x_t, t)
 
-    diffusion = hparams["model_cfg"]["diffusion"]
-    settings = edm.DiffusionSettings.from_cfg(diffusion)
-    if settings.formulation == "edm":
-        sigma_data = settings.edm.sigma_data
+    diffusion = spec.model.diffusion
+    if diffusion.formulation == "edm":
+        sigma_data = diffusion.edm.sigma_data
 
         def denoise_fn(x_s: Tensor, sigma: Tensor) -> Tensor:
             return edm.denoise(net_k, known_mask * x_s if mask_noisy else x_s, sigma, sigma_data)
 
         out = edm.edm_sample(
-            denoise_fn, (b * k, c, h, w), steps=steps, settings=edm.EDMSampling.from_cfg(edm_sampling),
-            known=known, known_mask=known_mask, clamp=clamp, generator=generator, clamp_final=clamp_final,
-            device=x.device,
+            denoise_fn, (b * k, c, h, w), steps=steps, settings=edm_sampling,
+            known=known, known_mask=known_mask, clamp=clamp, generator=generator,  # type: ignore[arg-type]
+            clamp_final=clamp_final, device=x.device,
         )
         return split_members(frame_k.to_field(out).float(), k)
-    parameterization = diffusion["parameterization"]
     common: dict[str, Any] = dict(
-        parameterization=parameterization, known=known, known_mask=known_mask, clamp=clamp, generator=generator,
-        clamp_final=clamp_final,
+        parameterization=diffusion.parameterization, known=known, known_mask=known_mask, clamp=clamp,
+        generator=generator, clamp_final=clamp_final,
     )
     if sampler == "ddim":
         out = ddim_sample(model_fn, schedule, (b * k, c, h, w), steps=steps, eta=eta, **common)

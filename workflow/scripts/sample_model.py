@@ -18,10 +18,11 @@ from depthdif.shards import verify_shards  # noqa: E402
 with log_to(snakemake.log[0]) as log:
     verify_shards(snakemake.input.test)  # once per job, before reading
     result = predict(
-        snakemake.input.checkpoint,
-        snakemake.input.test,
-        # params: the keys that change the samples; the runtime file fills in the rest
-        complete(snakemake.params.sample, snakemake.params.runtime, "sample"),
+        checkpoint=snakemake.input.checkpoint,
+        test_dir=snakemake.input.test,
+        # params: the keys that change the samples; the runtime file fills in the rest (the complete
+        # validated section: predict() turns it into SampleSettings)
+        sample_cfg=complete(snakemake.params.sample, snakemake.params.runtime, "sample"),
         method=snakemake.wildcards.learned,
         scenario=snakemake.wildcards.scenario,
         out_nc=snakemake.output.samples,

@@ -23,14 +23,15 @@ sections, runtime = snakemake.params.sections, snakemake.params.runtime
 with log_to(snakemake.log[0]) as log:
     for folder in (snakemake.input.train, snakemake.input.val):
         verify_shards(folder)  # once per job, before any reader (or DataLoader worker) opens them
+    # the complete validated sections: train() turns them into typed settings (a missing key names itself)
     result = train(
-        objective,
-        complete(sections["model"], runtime, "model"),
-        complete(sections["objective"], runtime, "objectives", objective),
-        complete(sections["train"], runtime, "train"),
-        snakemake.input.train,
-        snakemake.input.val,
-        str(Path(snakemake.output.checkpoint).parent),
-        snakemake.params.state_dir,
+        objective=objective,
+        model_cfg=complete(sections["model"], runtime, "model"),
+        objective_cfg=complete(sections["objective"], runtime, "objectives", objective),
+        train_cfg=complete(sections["train"], runtime, "train"),
+        train_dir=snakemake.input.train,
+        val_dir=snakemake.input.val,
+        out_dir=str(Path(snakemake.output.checkpoint).parent),
+        state_dir=snakemake.params.state_dir,
     )
     log.info("training finished: %s", result)

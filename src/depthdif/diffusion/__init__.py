@@ -1,13 +1,18 @@
 """Conditional pixel-space diffusion: noise schedule, EDM formulation, denoiser, training objectives, samplers."""
 
 from depthdif.diffusion.denoiser import ConditionalUNet, count_parameters
-from depthdif.diffusion.edm import DiffusionSettings, EDMSampling, EDMTraining, edm_sample
+from depthdif.diffusion.edm import EDMSampling, EDMTraining, edm_sample
 from depthdif.diffusion.objectives import (
+    AmbientObjective,
+    StandardObjective,
+    TrainingObjective,
+    UnetObjective,
     ambient_loss,
     ambient_masks,
     build_condition,
     condition_channels,
     masked_mse,
+    objective_from_cfg,
     regression_loss,
     standard_loss,
     standard_loss_mask,
@@ -23,14 +28,29 @@ from depthdif.diffusion.sampler import (
     split_members,
 )
 from depthdif.diffusion.schedule import DiffusionConfigError, NoiseSchedule, min_snr_weight
+from depthdif.diffusion.settings import (
+    BackboneSettings,
+    ConditioningSettings,
+    DiffusionSettings,
+    FirstGuessSettings,
+    ModelSettings,
+)
 
 __all__ = [
+    "AmbientObjective",
+    "BackboneSettings",
     "ConditionalUNet",
+    "ConditioningSettings",
     "DiffusionConfigError",
     "DiffusionSettings",
     "EDMSampling",
     "EDMTraining",
+    "FirstGuessSettings",
+    "ModelSettings",
     "NoiseSchedule",
+    "StandardObjective",
+    "TrainingObjective",
+    "UnetObjective",
     "ambient_loss",
     "ambient_masks",
     "build_condition",
@@ -44,6 +64,7 @@ __all__ = [
     "edm_sample",
     "masked_mse",
     "min_snr_weight",
+    "objective_from_cfg",
     "regression_loss",
     "repeat_for_members",
     "split_members",

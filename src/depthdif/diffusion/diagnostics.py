@@ -12,14 +12,15 @@ Every x0 estimate is skip · x_t + branch, with skip = 0 (x0), 1/√ᾱ (ε), �
 total is ≈ skip by construction). `white_ref` is the ratio of the exact denoiser for white
 N(0, s²) residuals (s = RMS of the batch's residual on hidden pixels): √ᾱ s²/(ᾱ s² + 1 - ᾱ)
 (DDPM) or s²/(s² + σ²) (EDM), an orientation for how much shrinkage a prior alone implies.
-Dihedral models are probed in their identity orientation (member 0 of `reconstruct`).
+Dihedral models are probed in their identity orientation (member 0 of `reconstruct`). The model is
+described by its `depthdif.reconstruction.ModelSpec` (the typed view of a checkpoint's hparams).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +31,9 @@ from depthdif.diffusion.objectives import observation_frame
 from depthdif.diffusion.sampler import _x0_eps
 from depthdif.diffusion.schedule import NoiseSchedule
 
+if TYPE_CHECKING:
+    from depthdif.reconstruction import ModelSpec
+
 #: default EDM noise levels σ (residual units)
 EDM_SIGMAS = (0.01, 0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0)
 #: x_t ↦ (x̂0, branch)
@@ -38,12 +42,12 @@ Estimator = Callable[[Tensor], tuple[Tensor, Tensor]]
 DDPM_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 
 
-def default_levels(hparams: Mapping[str, Any]) -> list[float]:
+def default_levels(spec: ModelSpec) -> list[float]:
     """EDM: EDM_SIGMAS; DDPM: round(f (T - 1)) for f in DDPM_FRACTIONS (unique)."""
-    diffusion = hparams["model_cfg"]["diffusion"]
-    if edm.DiffusionSettings.from_cfg(diffusion).formulation == "edm":
+    diffusion = spec.model.diffusion
+    if diffusion.formulation == "edm":
         return list(EDM_SIGMAS)
-    last = int(diffusion["timesteps"]) - 1
+    last = diffusion.timesteps - 1
     return sorted({float(round(f * last)) for f in DDPM_FRACTIONS})
 
 
@@ -52,7 +56,7 @@ def xt_sensitivity(
     net: nn.Module,
     schedule: NoiseSchedule,
     batch: Mapping[str, Tensor],
-    hparams: Mapping[str, Any],
+    spec: ModelSpec,
     *,
     prior: ObservationPrior | None = None,
     levels: Sequence[float] | None = None,
@@ -66,15 +70,14 @@ def xt_sensitivity(
     is masked by A as in sampling when the model is an ambient one with a masked noisy branch.
     Δ = δ · RMS_H(x_t) · u / RMS_H(u), u ~ N(0, I) on the hidden pixels H.
     """
-    use_eo, use_mask = bool(hparams["use_eo"]), bool(hparams["use_mask_channels"])
-    frame = observation_frame(batch, prior, use_eo=use_eo, use_mask_channels=use_mask)
+    conditioning = spec.model.conditioning
+    frame = observation_frame(batch, prior, use_eo=conditioning.eo, use_mask_channels=conditioning.mask_channels)
     r = frame.to_residual(batch["y"]) * batch["y_valid"]
     hidden = ((batch["y_valid"] > 0.5) & (batch["x_valid"] < 0.5)).to(r.dtype)
     known = batch["x_valid"] > 0.5
-    mask_noisy = hparams["objective"] == "ambient" and bool(hparams["objective_cfg"].get("mask_noisy_branch"))
+    mask_noisy = spec.mask_noisy_branch
     coords = batch.get("coords")
-    diffusion = hparams["model_cfg"]["diffusion"]
-    settings = edm.DiffusionSettings.from_cfg(diffusion)
+    settings = spec.model.diffusion
     n_hidden = hidden.sum().clamp_min(1)
     s2 = float((r.square() * hidden).sum() / n_hidden)
 
@@ -96,7 +99,7 @@ def xt_sensitivity(
             return r + sigma * noise, estimate_edm, sigma, s2 / (s2 + sigma**2)
         t = torch.full((r.shape[0],), int(level), dtype=torch.long, device=r.device)
         a = float(schedule.alphas_cumprod[int(level)])
-        parameterization = str(diffusion["parameterization"])
+        parameterization = settings.parameterization
         skip = {"x0": 0.0, "epsilon": 1 / math.sqrt(a), "v": math.sqrt(a)}[parameterization]
 
         def estimate_ddpm(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -108,7 +111,7 @@ def xt_sensitivity(
         return schedule.q_sample(r, t, noise), estimate_ddpm, math.sqrt((1 - a) / a), ref
 
     rows = []
-    for level in levels if levels is not None else default_levels(hparams):
+    for level in levels if levels is not None else default_levels(spec):
         noise = torch.randn(r.shape, generator=generator, device=r.device, dtype=r.dtype)
         x_t, estimate, sigma, ref = probe(level, noise)
         base, base_branch = estimate(x_t)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,11 +25,10 @@ from torch import Tensor
 
 from depthdif.diffusion.sampler import Clamp, _as_bool, _randn
 from depthdif.diffusion.schedule import DiffusionConfigError
+from depthdif.sections import number, optional_number
 
 #: the denoiser's time embedding gets NOISE_EMBED_SCALE · c_noise(σ) (see the module docstring)
 NOISE_EMBED_SCALE = 250.0
-FORMULATIONS = ("ddpm", "edm")
-LOSS_WEIGHTINGS = ("uniform", "min_snr")
 
 #: F(c_in x, noise_label) -> F_θ output: the network with its condition bound
 NetFn = Callable[[Tensor, Tensor], Tensor]
@@ -37,27 +36,17 @@ NetFn = Callable[[Tensor, Tensor], Tensor]
 DenoiseFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def _float(cfg: Mapping[str, Any], key: str, default: float, where: str) -> float:
-    value = cfg.get(key, default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise DiffusionConfigError(f"{where}.{key} = {value!r}: must be a number") from None
-
-
 @dataclass(frozen=True)
 class EDMTraining:
     """model.diffusion.edm: σ_data (the residual's std: the frame scales it to ~1) and the log-normal σ."""
 
-    sigma_data: float = 1.0
-    p_mean: float = -1.2
-    p_std: float = 1.2
+    sigma_data: float
+    p_mean: float
+    p_std: float
 
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> EDMTraining:
-        cfg = cfg or {}
-        where = "model.diffusion.edm"
-        out = cls(*(_float(cfg, k, getattr(cls, k), where) for k in ("sigma_data", "p_mean", "p_std")))
+    def from_cfg(cls, cfg: Mapping[str, Any], where: str = "model.diffusion.edm") -> EDMTraining:
+        out = cls(*(number(cfg, k, where, DiffusionConfigError) for k in ("sigma_data", "p_mean", "p_std")))
         if out.sigma_data <= 0 or out.p_std < 0:
             raise DiffusionConfigError(f"{where}: sigma_data must be > 0 and p_std >= 0 (got {out})")
         return out
@@ -67,51 +56,24 @@ class EDMTraining:
 class EDMSampling:
     """sample.edm: the σ grid (σ_min, σ_max, ρ) and the churn (S_churn, S_min, S_max, S_noise); S_max None = ∞."""
 
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-    rho: float = 7.0
-    s_churn: float = 0.0
-    s_min: float = 0.0
-    s_max: float | None = None
-    s_noise: float = 1.0
+    sigma_min: float
+    sigma_max: float
+    rho: float
+    s_churn: float
+    s_min: float
+    s_max: float | None
+    s_noise: float
 
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> EDMSampling:
-        cfg = cfg or {}
-        where = "sample.edm"
+    def from_cfg(cls, cfg: Mapping[str, Any], where: str = "sample.edm") -> EDMSampling:
         keys = ("sigma_min", "sigma_max", "rho", "s_churn", "s_min", "s_noise")
-        values = {k: _float(cfg, k, getattr(cls, k), where) for k in keys}
-        s_max = cfg.get("s_max")
-        out = cls(**values, s_max=None if s_max is None else _float(cfg, "s_max", 0.0, where))
+        values = {k: number(cfg, k, where, DiffusionConfigError) for k in keys}
+        out = cls(**values, s_max=optional_number(cfg, "s_max", where, DiffusionConfigError))
         if not 0 < out.sigma_min < out.sigma_max or out.rho <= 0 or out.s_churn < 0 or out.s_noise < 0:
             raise DiffusionConfigError(
                 f"{where}: need 0 < sigma_min < sigma_max, rho > 0, s_churn >= 0, s_noise >= 0 (got {out})"
             )
         return out
-
-
-@dataclass(frozen=True)
-class DiffusionSettings:
-    """The formulation keys of model.diffusion (absent keys: today's DDPM with a uniform loss)."""
-
-    formulation: str = "ddpm"
-    loss_weighting: str = "uniform"
-    min_snr_gamma: float = 5.0
-    edm: EDMTraining = field(default_factory=EDMTraining)
-
-    @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> DiffusionSettings:
-        cfg = cfg or {}
-        formulation = str(cfg.get("formulation", "ddpm"))
-        if formulation not in FORMULATIONS:
-            raise DiffusionConfigError(f"model.diffusion.formulation = {formulation!r}: use 'ddpm' or 'edm'")
-        weighting = str(cfg.get("loss_weighting", "uniform"))
-        if weighting not in LOSS_WEIGHTINGS:
-            raise DiffusionConfigError(f"model.diffusion.loss_weighting = {weighting!r}: use 'uniform' or 'min_snr'")
-        gamma = _float(cfg, "min_snr_gamma", 5.0, "model.diffusion")
-        if gamma <= 0:
-            raise DiffusionConfigError(f"model.diffusion.min_snr_gamma = {gamma}: must be > 0")
-        return cls(formulation, weighting, gamma, EDMTraining.from_cfg(cfg.get("edm")))
 
 
 def _column(sigma: Tensor, like: Tensor) -> Tensor:
@@ -196,7 +158,7 @@ def edm_sample(
     shape: Sequence[int],
     *,
     steps: int,
-    settings: EDMSampling | None = None,
+    settings: EDMSampling,
     known: Tensor | None = None,
     known_mask: Tensor | None = None,
     clamp: Clamp = "none",
@@ -214,13 +176,12 @@ def edm_sample(
     (`clamp_known_sigma`); the last step (σ_N = 0) returns D, with known pixels written in unless
     clamp_final=False (the model's own last estimate).
     """
-    cfg = settings or EDMSampling()
-    sigmas = sigma_steps(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+    sigmas = sigma_steps(steps, settings.sigma_min, settings.sigma_max, settings.rho)
     like = torch.empty(0, device=device) if x_T is None else x_T
     x = x_T.clone() if x_T is not None else sigmas[0] * _randn(shape, like, generator)
     known_mask = _as_bool(known_mask)
-    s_max = math.inf if cfg.s_max is None else cfg.s_max
-    gamma_churn = min(cfg.s_churn / steps, math.sqrt(2) - 1)
+    s_max = math.inf if settings.s_max is None else settings.s_max
+    gamma_churn = min(settings.s_churn / steps, math.sqrt(2) - 1)
     n = len(sigmas) - 1
 
     def d(x_: Tensor, s: float) -> Tensor:
@@ -229,11 +190,11 @@ def edm_sample(
 
     for i in range(n):
         s_cur, s_next = sigmas[i], sigmas[i + 1]
-        gamma = gamma_churn if cfg.s_churn > 0 and cfg.s_min <= s_cur <= s_max else 0.0
+        gamma = gamma_churn if settings.s_churn > 0 and settings.s_min <= s_cur <= s_max else 0.0
         s_hat = s_cur * (1 + gamma)
         x_hat = x
         if gamma > 0:
-            x_hat = x + math.sqrt(s_hat**2 - s_cur**2) * cfg.s_noise * _randn(x.shape, x, generator)
+            x_hat = x + math.sqrt(s_hat**2 - s_cur**2) * settings.s_noise * _randn(x.shape, x, generator)
         denoised = d(x_hat, s_hat)
         if s_next == 0:  # the Euler step to σ = 0 lands on D(x̂; σ̂)
             x = denoised

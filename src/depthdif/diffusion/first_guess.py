@@ -56,8 +56,8 @@ class PriorParams:
     nugget: tuple[float, ...]
     residual_scale: tuple[float, ...]  # ρ_c: typical OI error std (normalised units)
     eo_scale: float  # within-patch std of the EO (normalised units); 1 without EO
-    scale_mode: str = "constant"  # constant ρ_c | first_guess_std | patch_loo (see `Frame` scales)
-    loo_rms: tuple[float, ...] = ()  # train-mean leave-one-out OI error at the observations
+    scale_mode: str  # constant ρ_c | first_guess_std | patch_loo (see `Frame` scales)
+    loo_rms: tuple[float, ...]  # train-mean leave-one-out OI error at the observations
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,8 +71,7 @@ class PriorParams:
     def from_dict(cls, data: Mapping[str, Any]) -> PriorParams:
         tup = lambda key: tuple(float(v) for v in data[key])  # noqa: E731
         return cls(str(data["covariance"]), tup("length_scale"), tup("variance"), tup("nugget"),
-                   tup("residual_scale"), float(data["eo_scale"]), str(data.get("scale_mode", "constant")),
-                   tup("loo_rms") if "loo_rms" in data else ())
+                   tup("residual_scale"), float(data["eo_scale"]), str(data["scale_mode"]), tup("loo_rms"))
 
 
 @dataclass
@@ -277,9 +276,9 @@ def fit_prior(
     *,
     covariance: str,
     max_fit_patches: int,
-    scale_mode: str = "constant",
+    scale_mode: str,
     support: np.ndarray | None = None,
-    exact: bool = False,
+    exact: bool,
 ) -> PriorParams:
     """Fit the frame on training arrays (normalised units, (N,C,H,W)).
 
@@ -297,8 +296,9 @@ def fit_prior(
         oi = replace(oi, variance=tuple(v + g for v, g in zip(oi.variance, oi.nugget)), nugget=(0.0,) * len(oi.nugget))
     n = len(fields)
     pick = np.unique(np.linspace(0, n - 1, min(n, max_fit_patches)).round().astype(int))
+    # unit scales, no LOO factor: only the covariance's posterior std and LOO errors are read from it
     prior = ObservationPrior(PriorParams(covariance, oi.length_scale, oi.variance, oi.nugget,
-                                         (1.0,) * len(oi.variance), 1.0))
+                                         (1.0,) * len(oi.variance), 1.0, "constant", ()))
     x = torch.from_numpy(np.where(masks[pick], np.nan_to_num(fields[pick]), 0.0).astype(np.float32))
     _, _, std, loo_ms, n_obs = prior.interpolate_with_loo(x, torch.from_numpy(masks[pick].astype(np.float32)))
     has = n_obs >= 2

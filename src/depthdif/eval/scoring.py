@@ -250,7 +250,7 @@ def gather_calibration(csv_paths: Sequence[str | os.PathLike[str]]) -> pd.DataFr
 
 def _fmt(value: Any) -> str:
     value = float(value)
-    return f"{value:.3g}" if np.isfinite(value) else "-"
+    return "-" if np.isnan(value) else f"{value:.3g}"
 
 
 def markdown_table(summary: pd.DataFrame) -> str:

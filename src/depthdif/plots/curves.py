@@ -16,8 +16,9 @@ from depthdif.plots.style import DEGC, dpi_of, method_colour, new_figure, save_p
 
 def metrics_vs_fraction(summary_csv: str | os.PathLike[str], scenario_fractions: Mapping[str, float],
                         out_png: str | os.PathLike[str], cfg: Mapping[str, Any]) -> None:
-    """Overall (depth "all") RMSE and, if any ensemble was scored, CRPS against the hidden fraction
-    of each scenario; one line per method, scenario names under the fraction ticks."""
+    """Overall (depth "all") RMSE and CRPS (fair ensemble CRPS, Gaussian CRPS, or the MAE of a
+    deterministic method) against the hidden fraction of each scenario; one line per method,
+    scenario names under the fraction ticks."""
     summary = read_summary(summary_csv)
     overall = summary[summary["depth"] == "all"].copy()
     unknown = sorted(set(overall["scenario"]) - set(scenario_fractions))

@@ -16,7 +16,8 @@ from depthdif.eval.scoring import read_summary
 from depthdif.plots.style import DEGC, dpi_of, has_members, load_samples, method_colour, new_figure, save_png
 
 EARTH_KM_PER_DEG = 111.195
-ESTIMATOR = {"ensemble": "fair CRPS", "gaussian": "Gaussian CRPS", "deterministic": "MAE"}
+#: the CRPS under each bar: fair ensemble CRPS, closed-form Gaussian CRPS, MAE of a point forecast
+ESTIMATOR = {"ensemble": "fair", "gaussian": "Gauss", "deterministic": "= MAE"}
 
 
 def calibration(summary_csv: str | os.PathLike[str], calibration_csv: str | os.PathLike[str],
@@ -53,7 +54,7 @@ def calibration(summary_csv: str | os.PathLike[str], calibration_csv: str | os.P
     ax_crps.set_ylabel(f"CRPS ({DEGC})")
     ax_crps.set_ylim(0, np.nanmax(overall["crps"].to_numpy(np.float64)) * 1.3 if overall["crps"].notna().any()
                      else 1.0)
-    ax_crps.set_title(f"{scenario}: CRPS, spread/skill (s/s)")
+    ax_crps.set_title(f"{scenario}: CRPS (fair / Gaussian / = MAE), spread/skill s/s", fontsize="medium")
     values: list[np.ndarray] = []
     shown = 0
     for j, method in enumerate(names):

@@ -3,5 +3,7 @@
 from depthdif.training.datamodule import ShardDataModule
 from depthdif.training.fit import merge_metrics, train
 from depthdif.training.module import DepthDifModule, build_model, model_hparams, reconstruct
+from depthdif.training.settings import TrainSettings
 
-__all__ = ["DepthDifModule", "ShardDataModule", "build_model", "merge_metrics", "model_hparams", "reconstruct", "train"]
+__all__ = ["DepthDifModule", "ShardDataModule", "TrainSettings", "build_model", "merge_metrics", "model_hparams",
+           "reconstruct", "train"]

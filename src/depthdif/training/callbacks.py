@@ -271,8 +271,8 @@ class BestWeights(Callback):
     travels in the resume checkpoint, so a resumed run keeps its best so far.
     """
 
-    def __init__(self, margin: float = 0.0) -> None:
-        self.margin = float(margin)
+    def __init__(self, margin: float) -> None:
+        self.margin = margin
         self.start_loss = math.inf
         self.best_loss = math.inf
         self.best_step = -1

@@ -17,6 +17,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
+from depthdif.diffusion import FirstGuessSettings, ModelSettings, objective_from_cfg
 from depthdif.diffusion.first_guess import PriorParams, fit_prior
 from depthdif.errors import ConfigError, DataError, TrainingError
 from depthdif.io import atomic_output, config_hash, read_json, write_json
@@ -36,6 +38,7 @@ from depthdif.training.callbacks import EMA, BestWeights, DataEpoch, NaNGuard, R
 from depthdif.training.datamodule import ShardDataModule
 from depthdif.training.module import DepthDifModule, model_hparams
 from depthdif.training.outputs import LOGS, export_images, make_loggers, merge_metrics
+from depthdif.training.settings import TrainSettings
 
 log = logging.getLogger("depthdif.training")
 
@@ -62,87 +65,35 @@ def train(
 ) -> dict[str, Any]:
     """Fit `objective` (standard | ambient | unet) on the train shards, validating on val.
 
-    Resumes from state_dir/last.ckpt when the config hash matches (global step continues),
-    else starts over. Writes out_dir/{model.ckpt, metrics.csv, val_examples/}; returns a summary.
-    SIGTERM saves last.ckpt and exits with status 143; a NaN/inf loss raises TrainingError.
+    model_cfg, objective_cfg and train_cfg are the validated `model`, `objectives.<objective>` and
+    `train` sections: turned into typed settings here (a missing key is a ConfigError naming it),
+    stored as given in model.ckpt. Resumes from state_dir/last.ckpt when the config hash matches
+    (global step continues), else starts over. Writes out_dir/{model.ckpt, metrics.csv,
+    val_examples/}; returns a summary. SIGTERM saves last.ckpt and exits with status 143; a
+    NaN/inf loss raises TrainingError.
     """
     out_dir, state_dir = Path(out_dir), Path(state_dir)
-    train_cfg = dict(train_cfg)
-    manifests = {"train": read_manifest(train_dir), "val": read_manifest(val_dir)}
-    _check_splits(manifests, train_dir, val_dir)
-    prior = fit_observation_prior(objective, model_cfg, train_dir)
+    model, settings = ModelSettings.from_cfg(model_cfg), TrainSettings.from_cfg(train_cfg)
+    objective_from_cfg(objective, objective_cfg)  # fails here, naming the key, before any data is read
+    manifests = _read_splits(train_dir, val_dir)
+    prior = fit_observation_prior(objective, model.first_guess, train_dir)
     hparams = model_hparams(objective, model_cfg, objective_cfg, manifests["train"], prior)
-    if train_cfg["augment"] and hparams["model_cfg"]["backbone"]["film"]:
-        log.warning("train.augment is off: model.backbone.film conditions on patch coordinates, "
-                    "which rot90/flip would falsify")
-        train_cfg["augment"] = False
-    hparams["dihedral"] = bool(train_cfg["augment"])
+    settings = _augmentation(settings, model)
+    hparams["dihedral"] = settings.augment
+    train_plain = {**train_cfg, "augment": settings.augment}
+    resume_config = _resume_config(objective, hparams, train_plain, manifests)
+    run_hash = config_hash({**resume_config, "train": train_plain})
+    on_cuda = _on_cuda(settings)
 
-    resume_config = {
-        "objective": objective, "model": hparams["model_cfg"], "objective_cfg": hparams["objective_cfg"],
-        "train": {k: v for k, v in sorted(train_cfg.items()) if k not in RESUMABLE_TRAIN_KEYS},
-        "data": manifests,
-    }
-    run_hash = config_hash({**resume_config, "train": train_cfg})
-    on_cuda = train_cfg["accelerator"] in ("auto", "gpu") and torch.cuda.is_available()
-    if train_cfg["accelerator"] == "gpu" and not on_cuda:
-        raise ConfigError("train.accelerator = 'gpu' but no CUDA device is visible: use 'auto' or 'cpu'")
-
-    L.seed_everything(int(train_cfg["seed"]), workers=True, verbose=False)
-    module = DepthDifModule(hparams, train_cfg)
-    datamodule = ShardDataModule(
-        train_dir, val_dir, batch_size=train_cfg["batch_size"], num_workers=train_cfg["num_workers"],
-        augment=train_cfg["augment"], seed=train_cfg["seed"], pin_memory=on_cuda,
-        channels_last=train_cfg["channels_last"],
-        # on CPU the first guess of x and A is computed once per patch and cached (ambient draws Ã anew)
-        item_fn=(module.prior.item_fields
-                 if module.prior is not None and objective != "ambient" and not on_cuda else None),
-    )
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    module = DepthDifModule(hparams, settings)
+    datamodule = _datamodule(module, settings, train_dir, val_dir, on_cuda)
     _preflight(module, datamodule)  # before touching state_dir: a bad config keeps the old state
     resume_from, start_step, restarted = _prepare_state(state_dir, resume_config)
-
-    ema = EMA(float(train_cfg["ema_decay"])) if objective != "unet" else None
-    callbacks: list[Callback] = [
-        NaNGuard(state_dir / LAST),
-        DataEpoch(),
-        ValExampleImage(state_dir / IMAGES, hparams["depth"]),
-        TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else int(train_cfg["log_every_n_steps"])),
-        # best before last: the resume file saved after a validation then holds the updated best score
-        ResumableCheckpoint(
-            dirpath=state_dir, filename=Path(BEST).stem, monitor="val/loss", mode="min", save_top_k=1,
-            enable_version_counter=False, auto_insert_metric_name=False, save_on_train_epoch_end=False,
-        ),
-        ResumableCheckpoint(
-            dirpath=state_dir, filename=Path(LAST).stem, every_n_train_steps=int(train_cfg["checkpoint_every_n_steps"]),
-            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False, resume=True,
-        ),
-    ]
-    if ema is not None:
-        callbacks.insert(0, ema)
-    best = BestWeights(float(train_cfg["select_margin"])) if train_cfg["select"] == "best_val" else None
-    if best is not None:
-        callbacks.insert(0, best)  # before EMA: it reads the EMA weights while they are swapped in
-    loggers = make_loggers(train_cfg, state_dir, run_hash)
-    precision = _precision(str(train_cfg["precision"]), on_cuda)
-    trainer = L.Trainer(
-        accelerator="gpu" if on_cuda else "cpu",
-        devices=int(train_cfg["devices"]),
-        strategy="ddp" if int(train_cfg["devices"]) > 1 else "auto",
-        precision=precision,  # type: ignore[arg-type]
-        max_steps=int(train_cfg["max_steps"]),
-        max_epochs=train_cfg["max_epochs"],
-        val_check_interval=int(train_cfg["val_every_n_steps"]),
-        check_val_every_n_epoch=None,
-        log_every_n_steps=int(train_cfg["log_every_n_steps"]),
-        gradient_clip_val=float(train_cfg["grad_clip"]) or None,
-        callbacks=callbacks,
-        logger=loggers,
-        default_root_dir=state_dir,
-        enable_progress_bar=True,
-        # the whole validation set before the first step: the starting weights are a candidate
-        num_sanity_val_steps=-1 if best is not None else 1,
-        plugins=_cluster_environment(int(train_cfg["devices"])),
-    )
+    callbacks, ema, best = _callbacks(settings, objective, state_dir, hparams["depth"])
+    loggers = make_loggers(settings, state_dir, run_hash)
+    precision = _precision(settings.precision, on_cuda)
+    trainer = _trainer(settings, callbacks, loggers, state_dir, on_cuda, precision, full_sanity=best is not None)
     if trainer.is_global_zero:
         loggers[0].experiment  # noqa: B018 - creates version_k now; a file written first would trip its cleanup warning
         write_json(Path(loggers[0].log_dir) / "run.json", {"start_step": start_step, "config_hash": run_hash})
@@ -150,6 +101,121 @@ def train(
         "training %s on %s (precision %s): %s", objective, trainer.strategy.root_device, precision,
         f"resuming from {resume_from} at step {start_step}" if resume_from else "from step 0",
     )
+    _fit(trainer, module, datamodule, resume_from, state_dir)
+    if not trainer.is_global_zero:
+        return {}
+    exported = _export(trainer, module, ema, best, hparams, run_hash, state_dir, out_dir)
+    return {
+        **exported, "resumed_from": start_step if resume_from else None, "restarted": restarted,
+        "config_hash": run_hash, "precision": precision,
+    }
+
+
+def _read_splits(train_dir: str | os.PathLike[str], val_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Both manifests, checked to agree on what a model depends on."""
+    manifests = {"train": read_manifest(train_dir), "val": read_manifest(val_dir)}
+    _check_splits(manifests, train_dir, val_dir)
+    return manifests
+
+
+def _augmentation(settings: TrainSettings, model: ModelSettings) -> TrainSettings:
+    """train.augment, off with FiLM (rot90/flip would falsify the patch coordinates it conditions on)."""
+    if settings.augment and model.backbone.film:
+        log.warning("train.augment is off: model.backbone.film conditions on patch coordinates, "
+                    "which rot90/flip would falsify")
+        return replace(settings, augment=False)
+    return settings
+
+
+def _resume_config(
+    objective: str, hparams: Mapping[str, Any], train_plain: Mapping[str, Any], manifests: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What a resumable run must share with the state it resumes (run length, logging, hardware may change)."""
+    return {
+        "objective": objective, "model": hparams["model_cfg"], "objective_cfg": hparams["objective_cfg"],
+        "train": {k: v for k, v in sorted(train_plain.items()) if k not in RESUMABLE_TRAIN_KEYS},
+        "data": manifests,
+    }
+
+
+def _on_cuda(settings: TrainSettings) -> bool:
+    on_cuda = settings.accelerator in ("auto", "gpu") and torch.cuda.is_available()
+    if settings.accelerator == "gpu" and not on_cuda:
+        raise ConfigError("train.accelerator = 'gpu' but no CUDA device is visible: use 'auto' or 'cpu'")
+    return on_cuda
+
+
+def _datamodule(
+    module: DepthDifModule, settings: TrainSettings, train_dir: str | os.PathLike[str],
+    val_dir: str | os.PathLike[str], on_cuda: bool,
+) -> ShardDataModule:
+    return ShardDataModule(
+        train_dir, val_dir, batch_size=settings.batch_size, num_workers=settings.num_workers,
+        augment=settings.augment, seed=settings.seed, pin_memory=on_cuda, channels_last=settings.channels_last,
+        # on CPU the first guess of x and A is computed once per patch and cached (ambient draws Ã anew)
+        item_fn=(module.prior.item_fields
+                 if module.prior is not None and module.objective != "ambient" and not on_cuda else None),
+    )
+
+
+def _callbacks(
+    settings: TrainSettings, objective: str, state_dir: Path, depth: list[float]
+) -> tuple[list[Callback], EMA | None, BestWeights | None]:
+    """(callbacks in order, the EMA callback or None for the unet, the best-weights callback or None)."""
+    ema = EMA(settings.ema_decay) if objective != "unet" else None
+    callbacks: list[Callback] = [
+        NaNGuard(state_dir / LAST),
+        DataEpoch(),
+        ValExampleImage(state_dir / IMAGES, depth),
+        TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else settings.log_every_n_steps),
+        # best before last: the resume file saved after a validation then holds the updated best score
+        ResumableCheckpoint(
+            dirpath=state_dir, filename=Path(BEST).stem, monitor="val/loss", mode="min", save_top_k=1,
+            enable_version_counter=False, auto_insert_metric_name=False, save_on_train_epoch_end=False,
+        ),
+        ResumableCheckpoint(
+            dirpath=state_dir, filename=Path(LAST).stem, every_n_train_steps=settings.checkpoint_every_n_steps,
+            save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False, resume=True,
+        ),
+    ]
+    if ema is not None:
+        callbacks.insert(0, ema)
+    best = BestWeights(settings.select_margin) if settings.select == "best_val" else None
+    if best is not None:
+        callbacks.insert(0, best)  # before EMA: it reads the EMA weights while they are swapped in
+    return callbacks, ema, best
+
+
+def _trainer(
+    settings: TrainSettings, callbacks: list[Callback], loggers: list[Any], state_dir: Path, on_cuda: bool,
+    precision: str, *, full_sanity: bool,
+) -> L.Trainer:
+    """`full_sanity`: validate on the whole set before the first step (the starting weights are a candidate)."""
+    return L.Trainer(
+        accelerator="gpu" if on_cuda else "cpu",
+        devices=settings.devices,
+        strategy="ddp" if settings.devices > 1 else "auto",
+        precision=precision,  # type: ignore[arg-type]
+        max_steps=settings.max_steps,
+        max_epochs=settings.max_epochs,
+        val_check_interval=settings.val_every_n_steps,
+        check_val_every_n_epoch=None,
+        log_every_n_steps=settings.log_every_n_steps,
+        gradient_clip_val=settings.grad_clip or None,
+        callbacks=callbacks,
+        logger=loggers,
+        default_root_dir=state_dir,
+        enable_progress_bar=True,
+        num_sanity_val_steps=-1 if full_sanity else 1,
+        plugins=_cluster_environment(settings.devices),
+    )
+
+
+def _fit(
+    trainer: L.Trainer, module: DepthDifModule, datamodule: ShardDataModule, resume_from: Path | None,
+    state_dir: Path,
+) -> None:
+    """trainer.fit, resuming from `resume_from`; SIGTERM exits with 143 after saving last.ckpt."""
     try:
         with warnings.catch_warnings():
             # state_dir always holds our own files (config hash, logs): not a mistake
@@ -163,9 +229,14 @@ def train(
         bar = getattr(trainer.progress_bar_callback, "_train_progress_bar", None)
         if bar is not None:
             bar.close()
-    if not trainer.is_global_zero:
-        return {}
 
+
+def _export(
+    trainer: L.Trainer, module: DepthDifModule, ema: EMA | None, best: BestWeights | None,
+    hparams: Mapping[str, Any], run_hash: str, state_dir: Path, out_dir: Path,
+) -> dict[str, Any]:
+    """Write out_dir/{model.ckpt, metrics.csv, val_examples/} (rank 0): the EMA weights, or the best
+    validation step's with train.select best_val; return what was written."""
     state = (ema.averaged_state() if ema is not None
              else {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()})
     selected_step = int(trainer.global_step)
@@ -188,24 +259,19 @@ def train(
     return {
         "checkpoint": str(out_dir / "model.ckpt"), "metrics": str(metrics_path), "val_examples": images,
         "global_step": int(trainer.global_step), "selected_step": selected_step,
-        "resumed_from": start_step if resume_from else None,
-        "restarted": restarted, "config_hash": run_hash, "precision": precision,
         "best_val_loss": best_scores[0] if best_scores else None,
     }
 
 
 def fit_observation_prior(
-    objective: str, model_cfg: Mapping[str, Any], train_dir: str | os.PathLike[str]
+    objective: str, first_guess: FirstGuessSettings, train_dir: str | os.PathLike[str]
 ) -> PriorParams | None:
     """The OI first guess of `model.first_guess` fitted on the train shards (None for 'none').
 
     standard/unet fit the covariance on the dense truth, ambient on its observations alone.
     """
-    cfg = model_cfg["first_guess"]
-    if cfg["method"] == "none":
+    if first_guess.method == "none":
         return None
-    if cfg["method"] != "oi":
-        raise ConfigError(f"model.first_guess.method = {cfg['method']!r}: use 'oi' or 'none'")
     arrays = load_arrays(train_dir)
     observed = arrays["x_valid"].astype(bool)
     if objective == "ambient":
@@ -215,13 +281,13 @@ def fit_observation_prior(
     try:
         prior = fit_prior(
             fields, valid, observed, arrays.get("eo"), arrays["land"].astype(bool),
-            covariance=str(cfg["covariance"]), max_fit_patches=int(cfg["max_fit_patches"]),
-            scale_mode=str(cfg["residual_scale"]), exact=cfg["nugget"] == "zero",
+            covariance=first_guess.covariance, max_fit_patches=first_guess.max_fit_patches,
+            scale_mode=first_guess.residual_scale, exact=first_guess.nugget == "zero",
             support=arrays["y_valid"].astype(bool),  # the ocean: geometry, not values
         )
     except DataError as exc:
         raise DataError(f"model.first_guess: cannot fit the OI covariance on {train_dir} ({exc})") from exc
-    log.info("first guess (%s, fitted on %s): %s", cfg["method"],
+    log.info("first guess (%s, fitted on %s): %s", first_guess.method,
              "observations" if objective == "ambient" else "truth", prior.to_dict())
     return prior
 

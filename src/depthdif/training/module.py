@@ -1,7 +1,7 @@
 """LightningModule for the conditional denoiser (standard | ambient) and the unet baseline.
 
-`model_hparams` is what model.ckpt stores; `depthdif.reconstruction` rebuilds and uses the
-model from it (shared with inference).
+`model_hparams` is what model.ckpt stores (plain values); `depthdif.reconstruction.ModelSpec`
+rebuilds the typed settings from it and `build_model` the network (shared with inference).
 """
 
 from __future__ import annotations
@@ -15,20 +15,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from depthdif.diffusion import (
-    training_loss,
-)
+from depthdif.diffusion import EDMSampling, ModelSettings, training_loss
 from depthdif.diffusion.first_guess import PriorParams, frame_channels
 from depthdif.errors import ConfigError
 from depthdif.eval import metrics
 from depthdif.io import seed_for
-from depthdif.reconstruction import build_model, build_prior, reconstruct
+from depthdif.reconstruction import ModelSpec, build_model, build_prior, reconstruct
 from depthdif.shards import denormalise
+from depthdif.training.settings import TrainSettings
 
 log = logging.getLogger("depthdif.training")
 
 OBJECTIVES = ("standard", "ambient", "unet")
 TRAIN_LOGS = ("observed_fraction", "kept_fraction", "field_std")
+#: The validation sampler of an EDM model: Heun on Karras et al.'s deterministic σ grid (NVlabs/edm's
+#: `edm_sampler`: σ 0.002…80, ρ 7, no churn), one member, `train.val_ddim_steps` steps. Fixed, not
+#: read from the `sample` section: validation (and so the selected weights) must not change, and the
+#: model not retrain, when a sampler key changes.
+VAL_EDM_SAMPLING = EDMSampling(sigma_min=0.002, sigma_max=80.0, rho=7.0, s_churn=0.0, s_min=0.0, s_max=None,
+                               s_noise=1.0)
 
 
 def model_hparams(
@@ -45,8 +50,8 @@ def model_hparams(
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective {objective!r} is unknown: use one of {list(OBJECTIVES)}")
     channels = int(manifest["channels"])
-    use_eo = bool(model_cfg["conditioning"]["eo"])
-    use_mask = bool(model_cfg["conditioning"]["mask_channels"])
+    conditioning = ModelSettings.from_cfg(model_cfg).conditioning
+    use_eo, use_mask = conditioning.eo, conditioning.mask_channels
     return {
         "objective": objective,
         "model_cfg": _plain(model_cfg),
@@ -102,16 +107,18 @@ class DepthDifModule(L.LightningModule):
     every validation (Lightning steps plateau schedulers by batch-in-epoch, not global step).
     """
 
-    def __init__(self, hparams: Mapping[str, Any], train_cfg: Mapping[str, Any]) -> None:
+    def __init__(self, hparams: Mapping[str, Any], settings: TrainSettings) -> None:
         super().__init__()
         self.model_hparams: dict[str, Any] = _plain(hparams)
-        self.train_cfg: dict[str, Any] = _plain(train_cfg)
-        self.save_hyperparameters({"model": self.model_hparams, "train": self.train_cfg})
-        self.net, self.schedule = build_model(self.model_hparams)
-        self.prior = build_prior(self.model_hparams)
-        if self.train_cfg["channels_last"]:
+        self.settings = settings
+        self.save_hyperparameters({"model": self.model_hparams, "train": settings.to_dict()})
+        #: the typed settings, rebuilt from the stored plain values exactly as at inference
+        self.spec = ModelSpec.from_hparams(self.model_hparams)
+        self.net, self.schedule = build_model(self.spec)
+        self.prior = build_prior(self.spec)
+        if settings.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.objective: str = self.model_hparams["objective"]
+        self.objective: str = self.spec.objective.name
         self._generator: torch.Generator | None = None
         self._generator_state: Tensor | None = None
         self._plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
@@ -125,26 +132,31 @@ class DepthDifModule(L.LightningModule):
 
     # --- loss -------------------------------------------------------------------------
     def loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None) -> tuple[Tensor, dict[str, Tensor]]:
-        diffusion = self.model_hparams["model_cfg"]["diffusion"]
         return training_loss(
             self.net,
             self.schedule,
             batch,
-            objective=self.objective,  # type: ignore[arg-type]
-            objective_cfg=self.model_hparams["objective_cfg"],
-            parameterization=diffusion["parameterization"],
-            use_eo=self.model_hparams["use_eo"],
-            use_mask_channels=self.model_hparams["use_mask_channels"],
+            objective=self.spec.objective,
+            diffusion=self.spec.model.diffusion,
+            conditioning=self.spec.model.conditioning,
             generator=generator,
             prior=self.prior,
-            diffusion_cfg=diffusion,
         )
+
+    def _validation_sample(self, batch: Mapping[str, Tensor], generator: torch.Generator) -> Tensor:
+        """(B, C, H, W): one-member reconstruction as validation samples it (DDIM, η 0, no clamp, or
+        EDM's Heun with VAL_EDM_SAMPLING; `train.val_ddim_steps` steps)."""
+        return reconstruct(
+            self.net, self.schedule, batch, self.spec, sampler="ddim", steps=self.settings.val_ddim_steps, eta=0.0,
+            clamp="none", members=1, edm_sampling=VAL_EDM_SAMPLING, prior=self.prior, clamp_final=True,
+            generator=generator,
+        )[:, 0]
 
     def train_generator(self) -> torch.Generator:
         """Seeded generator for the diffusion draws (t, ε, Ã); its state is checkpointed."""
         if self._generator is None or self._generator.device != self.device:
             self._generator = torch.Generator(device=self.device)
-            self._generator.manual_seed(seed_for("train", self.train_cfg["seed"], self.global_rank))
+            self._generator.manual_seed(seed_for("train", self.settings.seed, self.global_rank))
             if self._generator_state is not None:
                 self._generator.set_state(self._generator_state)
                 self._generator_state = None
@@ -152,13 +164,13 @@ class DepthDifModule(L.LightningModule):
 
     def _eval_generator(self, *parts: object) -> torch.Generator:
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed_for("val", self.train_cfg["seed"], *parts))
+        gen.manual_seed(seed_for("val", self.settings.seed, *parts))
         return gen
 
     # --- Lightning hooks --------------------------------------------------------------
     def setup(self, stage: str) -> None:
         # after the callbacks' setup, so the EMA copy holds the plain (uncompiled) network
-        if stage == "fit" and self.train_cfg["compile"]:
+        if stage == "fit" and self.settings.compile:
             self.net.compile()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -196,15 +208,11 @@ class DepthDifModule(L.LightningModule):
         self._val_loss += torch.stack([loss.detach().double() * size, loss.new_tensor(size, dtype=torch.float64)])
         self._val_select += torch.stack([self._selection_score(batch, batch_idx, loss) * size,
                                          loss.new_tensor(size, dtype=torch.float64)])
-        chosen = (batch["index"] < int(self.train_cfg["val_examples"])).nonzero().flatten()
+        chosen = (batch["index"] < self.settings.val_examples).nonzero().flatten()
         if len(chosen) == 0:
             return
         sub = {k: v[chosen] for k, v in batch.items()}
-        pred = reconstruct(
-            self.net, self.schedule, sub, self.model_hparams,
-            sampler="ddim", steps=int(self.train_cfg["val_ddim_steps"]),
-            generator=self._eval_generator("sample", batch_idx), prior=self.prior,
-        )[:, 0]
+        pred = self._validation_sample(sub, self._eval_generator("sample", batch_idx))
         stats = self.model_hparams["stats"]
         pred_c = denormalise(pred.cpu().numpy(), stats, 1)
         true_c = denormalise(sub["y"].float().cpu().numpy(), stats, 1)
@@ -228,11 +236,7 @@ class DepthDifModule(L.LightningModule):
         reconstruction of the whole batch on the valid pixels (residual units)."""
         if self.objective != "standard":
             return loss.detach().double()
-        pred = reconstruct(
-            self.net, self.schedule, batch, self.model_hparams, sampler="ddim",
-            steps=int(self.train_cfg["val_ddim_steps"]), generator=self._eval_generator("select", batch_idx),
-            prior=self.prior,
-        )[:, 0]
+        pred = self._validation_sample(batch, self._eval_generator("select", batch_idx))
         err = (pred - batch["y"]).square() * batch["y_valid"]
         scale = 1.0 if self.prior is None else self.prior.residual_scale[None, :, None, None].to(err.dtype).square()
         return ((err / scale).sum() / batch["y_valid"].sum().clamp_min(1)).double()
@@ -265,11 +269,10 @@ class DepthDifModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer = torch.optim.AdamW(
-            self.net.parameters(), lr=float(self.train_cfg["lr"]), weight_decay=float(self.train_cfg["weight_decay"])
+            self.net.parameters(), lr=self.settings.lr, weight_decay=self.settings.weight_decay
         )
         self._plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=float(self.train_cfg["lr_factor"]),
-            patience=int(self.train_cfg["lr_patience"]),
+            optimizer, mode="min", factor=self.settings.lr_factor, patience=self.settings.lr_patience,
         )
         if self._plateau_state is not None:
             self._plateau.load_state_dict(self._plateau_state)

@@ -7,33 +7,32 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 from depthdif.io import atomic_output, read_json
+from depthdif.training.settings import TrainSettings
 
 log = logging.getLogger("depthdif.training")
 
 LOGS = "logs"
 
 
-def make_loggers(train_cfg: Mapping[str, Any], state_dir: Path, run_hash: str) -> list[Logger]:
+def make_loggers(settings: TrainSettings, state_dir: Path, run_hash: str) -> list[Logger]:
     """CSV always (a new version_k per run, merged at export); TensorBoard / W&B on request."""
     loggers: list[Logger] = [
-        CSVLogger(state_dir, name=LOGS, flush_logs_every_n_steps=int(train_cfg["checkpoint_every_n_steps"]))
+        CSVLogger(state_dir, name=LOGS, flush_logs_every_n_steps=settings.checkpoint_every_n_steps)
     ]
-    if train_cfg["tensorboard"]:
+    if settings.tensorboard:
         try:
             from lightning.pytorch.loggers import TensorBoardLogger
 
             loggers.append(TensorBoardLogger(state_dir, name="tensorboard"))
         except ModuleNotFoundError as exc:
             log.warning("train.tensorboard is true but TensorBoard is not installed (%s): CSV log only", exc)
-    if train_cfg["wandb"]:
+    if settings.wandb:
         try:
             from lightning.pytorch.loggers import WandbLogger
 
