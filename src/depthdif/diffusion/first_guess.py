@@ -201,20 +201,20 @@ class ObservationPrior(nn.Module):
         k_inv32 = (k_inv * pair).float()
         loo = torch.where(used, alpha[..., 0] / k_inv_diag, 0.0)
         loo_ms = loo.square().sum(1) / n_obs.clamp_min(1)
-        # the (F, HW, n) products in float32 (batched matmuls): g = m + k_*ᵀα, s_g² = σ² - k_*ᵀ K⁻¹ k_*
+        # the (F, n, HW) products in float32 (batched matmuls): g = m + αᵀk_*, s_g² = σ² - k_*ᵀ K⁻¹ k_*.
+        # k_*(p) for an observation at o is the table window starting at offset (H-1-o_y, W-1-o_x):
+        # an unfolded view of the table, indexed per observation (no (F, HW, n) index tensor).
+        # Padded observations need no masking: their α and K⁻¹ rows/columns are 0.
         guess = torch.empty(f, h * w, device=dev)
         std = torch.empty(f, h * w, device=dev)
-        pix_base = base(torch.arange(h * w, device=dev) // w, torch.arange(h * w, device=dev) % w)  # (HW,)
-        table32 = table.float()
+        windows = table.float().reshape(c, 2 * h - 1, width).unfold(1, h, 1).unfold(2, w, 1)  # (C, H, W, H, W)
+        wy, wx = h - 1 - oy, w - 1 - ox
         step = max(1, _CHUNK_ELEMENTS // (h * w * n_max))
         for lo in range(0, f, step):
             sl = slice(lo, lo + step)
-            k = len(order[sl])
-            idx = (pix_base[None, :, None] - pos[sl, None, :]).reshape(k, -1)
-            k_star = torch.gather(table32[ch[sl]], 1, idx).reshape(k, h * w, n_max)
-            k_star.mul_(used[sl, None, :])
-            guess[sl] = level[sl, None].float() + (k_star @ alpha[sl].float())[..., 0]
-            explained = ((k_star @ k_inv32[sl]) * k_star).sum(-1)
+            k_star = windows[ch[sl, None], wy[sl], wx[sl]].reshape(-1, n_max, h * w)  # (k, n, HW)
+            guess[sl] = level[sl, None].float() + (alpha[sl].float().transpose(1, 2) @ k_star)[:, 0]
+            explained = ((k_inv32[sl] @ k_star) * k_star).sum(1)
             std[sl] = (var[sl, None].float() - explained).clamp_min(0).sqrt()
         shape = (b, c, h, w)
         return (level.reshape(b, c, 1, 1).float(), guess.reshape(shape).float(), std.reshape(shape).float(),
