@@ -22,7 +22,7 @@ from scipy.ndimage import distance_transform_edt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from depthdif.diffusion.objectives import ambient_masks  # noqa: E402
+from depthdif.diffusion.further_drop import ambient_masks  # noqa: E402
 
 PERCENTILES = (10, 25, 50, 75, 90)
 

@@ -17,7 +17,7 @@ summed over patches and normalised to sum 1 (a variance share per bin). Reported
 ``top-octave share``: variance share of the top octave (8 < k ≤ 16, wavelengths 2–4 px);
 ``slope k4-8``: the roll-off just below (the real file's k = 8..16 band sits at its noise
 floor: values are stored in 0.01 °C steps).
-OI: ``depthdif.eval.baselines.fit_oi(y, valid, covariance="matern32", max_fit_patches=64)``
+OI: ``depthdif.eval.oi.fit_oi(y, valid, covariance="matern32", max_fit_patches=64)``
 on the same patches; ``nugget share`` = nugget / (variance + nugget), length scale in px.
 
     .venv/bin/python bench/synthetic_realism.py            # 12 real months, 24 synthetic periods
@@ -177,7 +177,7 @@ def spectrum_stats(e: np.ndarray) -> tuple[float, float]:
 
 def oi_stats(tiles: np.ndarray) -> tuple[float, float]:
     """(nugget share, length scale px) of fit_oi(matern32, 64 patches) on (k, H, W) tiles."""
-    from depthdif.eval.baselines import fit_oi
+    from depthdif.eval.oi import fit_oi
 
     y = tiles[:, None]
     params = fit_oi(y, np.isfinite(y), covariance="matern32", max_fit_patches=64)

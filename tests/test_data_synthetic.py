@@ -132,7 +132,7 @@ def test_surface_has_no_oi_nugget() -> None:
     """The OI (Matérn-3/2) fit on 32 px surface patches finds almost no nugget, as on real L4 SST
     (CoralTemp: 0): no grid-scale noise-like variance (bench/synthetic_realism.py, full region:
     0.019; the generator before the smoothing / smooth-max change: 0.080 there, 0.059 here)."""
-    from depthdif.eval.baselines import fit_oi
+    from depthdif.eval.oi import fit_oi
 
     data, _ = sections({"region": {"lon_min": -40.0, "lon_max": -24.0, "lat_min": 24.0, "lat_max": 40.0}})
     tiles = []

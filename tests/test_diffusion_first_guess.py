@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from depthdif.diffusion.first_guess import ObservationPrior, PriorParams, eo_anomaly, fit_prior, frame_channels
-from depthdif.diffusion.objectives import ambient_masks, observation_frame
-from depthdif.eval.baselines import OIParams, oi
+from depthdif.diffusion.condition import frame_channels, observation_frame
+from depthdif.diffusion.first_guess import ObservationPrior, PriorParams, eo_anomaly, fit_prior
+from depthdif.diffusion.further_drop import ambient_masks
+from depthdif.eval.oi import OIParams, oi
 
 
 def _params(c: int = 2, nugget: float = 0.0, scale_mode: str = "constant") -> PriorParams:
@@ -130,7 +131,7 @@ def test_fit_prior_from_observations_only_and_eo_anomaly() -> None:
 
 def test_leave_one_out_errors_match_explicit_refits() -> None:
     """e_i = α_i / (K⁻¹)_ii equals observation minus the GP prediction from the others (level m fixed)."""
-    from depthdif.eval.baselines import correlation as np_correlation
+    from depthdif.eval.oi import correlation as np_correlation
 
     y, a = _fields(seed=3)
     prior = ObservationPrior(_params(nugget=0.01, scale_mode="patch_loo"))

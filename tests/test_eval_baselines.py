@@ -12,18 +12,8 @@ from scipy import ndimage
 from depthdif.config import load_config
 from depthdif.errors import ConfigError
 from depthdif.eval import metrics
-from depthdif.eval.baselines import (
-    EORegression,
-    OIParams,
-    correlation,
-    fit_eo_regression,
-    fit_oi,
-    idw,
-    oi,
-    oi_eo,
-    oi_posterior,
-    run_baseline,
-)
+from depthdif.eval.baselines import idw, run_baseline
+from depthdif.eval.oi import EORegression, OIParams, correlation, fit_eo_regression, fit_oi, oi, oi_eo, oi_posterior
 from depthdif.eval.scoring import score_file
 from depthdif.samples import PREDICTIVE_ATTR, open_samples
 from depthdif.shards import read_manifest

@@ -30,8 +30,8 @@ from depthdif.diffusion import (
     repeat_for_members,
     split_members,
 )
+from depthdif.diffusion.condition import observation_frame
 from depthdif.diffusion.first_guess import ObservationPrior, PriorParams
-from depthdif.diffusion.objectives import observation_frame
 from depthdif.errors import ConfigError, DataError
 
 SAMPLERS = ("ddim", "ddpm")

@@ -1,16 +1,15 @@
 """Conditional pixel-space diffusion: noise schedule, EDM formulation, denoiser, training objectives, samplers."""
 
+from depthdif.diffusion.condition import build_condition, condition_channels
 from depthdif.diffusion.denoiser import ConditionalUNet, count_parameters
 from depthdif.diffusion.edm import EDMSampling, EDMTraining, edm_sample
+from depthdif.diffusion.further_drop import ambient_masks
 from depthdif.diffusion.objectives import (
     AmbientObjective,
     StandardObjective,
     TrainingObjective,
     UnetObjective,
     ambient_loss,
-    ambient_masks,
-    build_condition,
-    condition_channels,
     masked_mse,
     objective_from_cfg,
     regression_loss,

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from depthdif.diffusion import edm
+from depthdif.diffusion.condition import observation_frame
 from depthdif.diffusion.first_guess import ObservationPrior
-from depthdif.diffusion.objectives import observation_frame
 from depthdif.diffusion.sampler import _x0_eps
 from depthdif.diffusion.schedule import NoiseSchedule
 

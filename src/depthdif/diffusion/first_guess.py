@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from depthdif.diffusion.schedule import DiffusionConfigError
-from depthdif.eval.baselines import fit_oi
+from depthdif.eval.oi import fit_oi
 
 COVARIANCES = ("gaussian", "matern32")
 SCALE_MODES = ("constant", "first_guess_std", "patch_loo")
@@ -37,7 +37,7 @@ _CHUNK_ELEMENTS = 2**25
 
 
 def correlation(r: Tensor, length_scale: Tensor, covariance: str) -> Tensor:
-    """ρ(r): gaussian exp(-r²/2ℓ²); matern32 (1 + √3 r/ℓ) exp(-√3 r/ℓ) (as eval.baselines)."""
+    """ρ(r): gaussian exp(-r²/2ℓ²); matern32 (1 + √3 r/ℓ) exp(-√3 r/ℓ) (as eval.oi)."""
     if covariance == "gaussian":
         return torch.exp(-0.5 * (r / length_scale).square())
     if covariance == "matern32":
@@ -94,13 +94,6 @@ class Frame:
         """Member-minor repetition (row b·k + m), as `sampler.repeat_for_members`."""
         rep = lambda t: t.repeat_interleave(k, dim=0) if t.ndim == 4 and t.shape[0] > 1 else t  # noqa: E731
         return Frame(rep(self.cond), rep(self.offset), rep(self.scale))
-
-
-def frame_channels(channels: int, use_eo: bool, use_mask_channels: bool, first_guess: bool) -> int:
-    """Condition channels: those of `objectives.build_condition` + [g, s_g] (2C) with a first guess."""
-    from depthdif.diffusion.objectives import condition_channels  # objectives imports this module
-
-    return condition_channels(channels, use_eo, use_mask_channels) + (2 * channels if first_guess else 0)
 
 
 class ObservationPrior(nn.Module):
@@ -282,7 +275,7 @@ def fit_prior(
 ) -> PriorParams:
     """Fit the frame on training arrays (normalised units, (N,C,H,W)).
 
-    The covariance is the OI baseline's variogram fit (`eval.baselines.fit_oi`) of `fields`
+    The covariance is the OI baseline's variogram fit (`eval.oi.fit_oi`) of `fields`
     on `valid`: dense truth for standard/unet, the observations themselves (fields = x,
     valid = A) for ambient, so ambient never sees dense truth. ρ_c is the mean OI posterior
     std over the `support` pixels (the ocean, default `valid`) of the fitted patches under

@@ -8,7 +8,8 @@ and the denoiser sees concat(r_t, frame.cond); without one, r = y and cond = con
 predicts x0, ε or v, uniform or min-SNR-γ loss weight) or `edm` (`edm.py`: preconditioned
 D(x; σ), log-normal σ, λ(σ) weight). Each objective is a small frozen object holding its
 hyperparameters (the objectives.<name> section, in the spirit of NVlabs/edm's `VPLoss`/`EDMLoss`)
-with the loss as a method; `training_loss` adds the batch logs.
+with the loss as a method; `training_loss` adds the batch logs. The condition and frame are built
+in `condition.py`, the ambient further drop Ã in `further_drop.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from depthdif.diffusion import edm
-from depthdif.diffusion.first_guess import Frame, ObservationPrior, identity_frame
+from depthdif.diffusion.condition import observation_frame
+from depthdif.diffusion.first_guess import ObservationPrior
+from depthdif.diffusion.further_drop import DROP_PATTERNS, ambient_masks
 from depthdif.diffusion.schedule import DiffusionConfigError, NoiseSchedule, min_snr_weight
 from depthdif.diffusion.settings import PARAMETERIZATIONS, ConditioningSettings, DiffusionSettings
 from depthdif.sections import choice, flag, integer, number
@@ -30,55 +33,6 @@ ObjectiveName = Literal["standard", "ambient", "unet"]
 Parameterization = Literal["x0", "epsilon", "v"]
 LossMask = Literal["valid", "missing", "all"]
 LOSS_MASKS = ("valid", "missing", "all")
-DROP_PATTERNS = ("pixels", "blocks")
-
-
-def condition_channels(channels: int, use_eo: bool, use_mask_channels: bool) -> int:
-    """Channels of concat(x, A?, eo?): C + C·mask + 1·eo."""
-    return channels * (2 if use_mask_channels else 1) + (1 if use_eo else 0)
-
-
-def build_condition(
-    x: Tensor,
-    x_valid: Tensor,
-    eo: Tensor | None = None,
-    *,
-    use_mask_channels: bool = True,
-    use_eo: bool = True,
-) -> Tensor:
-    """cond = concat(x, A, eo) along channels (A and eo only when enabled)."""
-    parts = [x]
-    if use_mask_channels:
-        parts.append(x_valid.to(x.dtype))
-    if use_eo:
-        if eo is None:
-            raise DiffusionConfigError(
-                "model.conditioning.eo is true but the batch has no 'eo': set data.eo to "
-                "'surface' or 'ostia', or model.conditioning.eo to false"
-            )
-        parts.append(eo.to(x.dtype))
-    return torch.cat(parts, dim=1)
-
-
-def observation_frame(
-    batch: Mapping[str, Any],
-    prior: ObservationPrior | None,
-    *,
-    use_eo: bool,
-    use_mask_channels: bool,
-    observed: Tensor | None = None,
-) -> Frame:
-    """The frame of a batch from (x, A), or from (Ã ⊙ x, Ã) when `observed` = Ã is given."""
-    a = batch["x_valid"] if observed is None else observed
-    x = batch["x"] if observed is None else observed * batch["x"]
-    if prior is None:
-        return identity_frame(
-            build_condition(x, a, batch.get("eo"), use_mask_channels=use_mask_channels, use_eo=use_eo)
-        )
-    # the dataset's cached first guess (from x and A: never for Ã)
-    precomputed = batch if observed is None and "fg" in batch else None
-    return prior.frame(x, a, batch.get("eo"), batch.get("land"), use_eo=use_eo, use_mask_channels=use_mask_channels,
-                       precomputed=precomputed)
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -107,78 +61,6 @@ def standard_loss_mask(
     if loss_mask == "all":
         return torch.ones_like(y_valid)
     raise DiffusionConfigError(f"{key} = {loss_mask!r}: use 'valid', 'missing' or 'all'")
-
-
-def ambient_masks(
-    x_valid: Tensor,
-    further_drop_prob: float,
-    min_kept: int,
-    shared_spatial: bool,
-    generator: torch.Generator | None = None,
-    *,
-    pattern: str = "pixels",
-    block_px: int = 8,
-) -> Tensor:
-    """Ã = B ⊙ A, B ~ Bernoulli(1 - δ) per position (pixels) or per square block (blocks).
-
-    pixels: one draw per (b, h, w) when shared_spatial, else per value. blocks: one draw per
-    block_px × block_px cell of a grid shifted by a random offset per sample, shared by every
-    depth level, so whole track segments are withheld and the distance from a withheld to a
-    kept observation spans the distances of inference. Ã ≤ A always. Each sample keeps at
-    least min(min_kept, #observed positions) observed (h, w) positions: randomly chosen
-    dropped ones get their whole observed column back.
-    """
-    if pattern not in ("pixels", "blocks"):
-        raise DiffusionConfigError(
-            f"objectives.ambient.further_drop_pattern = {pattern!r}: use 'pixels' or 'blocks'"
-        )
-    if pattern == "blocks":
-        return _block_masks(x_valid, further_drop_prob, min_kept, block_px, generator)
-    observed = x_valid > 0.5
-    b, c, h, w = observed.shape
-    draw_shape = (b, 1, h, w) if shared_spatial else (b, c, h, w)
-    keep = torch.rand(draw_shape, generator=generator, device=x_valid.device) >= further_drop_prob
-    return _restore_min_kept(keep & observed, observed, min_kept, generator).to(x_valid.dtype)
-
-
-def _block_masks(
-    x_valid: Tensor, drop: float, min_kept: int, block_px: int, generator: torch.Generator | None
-) -> Tensor:
-    """B constant on block_px cells of a randomly shifted grid (one grid per sample)."""
-    if block_px < 1:
-        raise DiffusionConfigError(f"objectives.ambient.further_drop_block_px = {block_px}: must be >= 1")
-    observed = x_valid > 0.5
-    b, _, h, w = observed.shape
-    gh, gw = h // block_px + 2, w // block_px + 2
-    cells = torch.rand((b, 1, gh, gw), generator=generator, device=x_valid.device) >= drop
-    grid = cells.repeat_interleave(block_px, 2).repeat_interleave(block_px, 3)
-    offset = torch.randint(0, block_px, (b, 2), generator=generator, device=x_valid.device)
-    rows = (torch.arange(h, device=x_valid.device)[None] + offset[:, :1])  # (b, h)
-    cols = (torch.arange(w, device=x_valid.device)[None] + offset[:, 1:])  # (b, w)
-    keep = grid[torch.arange(b, device=x_valid.device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
-    return _restore_min_kept(keep[:, None] & observed, observed, min_kept, generator).to(x_valid.dtype)
-
-
-def _restore_min_kept(
-    kept: Tensor, observed: Tensor, min_kept: int, generator: torch.Generator | None
-) -> Tensor:
-    """Give back whole observed columns at random dropped positions until min_kept positions are kept."""
-    b, _, h, w = observed.shape
-    if min_kept > 0:
-        obs_pos = observed.any(dim=1).reshape(b, -1)
-        kept_pos = kept.any(dim=1).reshape(b, -1)
-        deficit = (obs_pos.sum(1).clamp(max=min_kept) - kept_pos.sum(1)).clamp_min(0)
-        candidates = obs_pos & ~kept_pos
-        # random rank among the dropped observed positions; re-enable the `deficit` first ones
-        score = torch.rand(obs_pos.shape, generator=generator, device=observed.device)
-        score = torch.where(candidates, score, -1.0)
-        order = score.argsort(dim=1, descending=True)
-        rank = torch.empty_like(order).scatter_(
-            1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
-        )
-        enable = candidates & (rank < deficit[:, None])
-        kept = kept | (enable.reshape(b, 1, h, w) & observed)
-    return kept
 
 
 def _check_parameterization(parameterization: str) -> None:

@@ -82,7 +82,7 @@ def ambient_walkthrough(train_shard_dir: str | os.PathLike[str], out_png: str | 
     """
     import torch
 
-    from depthdif.diffusion.objectives import ambient_masks
+    from depthdif.diffusion.further_drop import ambient_masks
 
     data, manifest = load_degc(train_shard_dir)
     if not len(data["truth"]):

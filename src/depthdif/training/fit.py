@@ -1,18 +1,13 @@
 """`train(...)`: the train_model rule's entry point — fit, resume from state_dir, export to out_dir.
 
-state_dir (never deleted by Snakemake) holds everything needed to resume:
-    last.ckpt, best.ckpt       Lightning checkpoints (written atomically)
-    config_hash.json           hash of the config that produced them
-    logs/version_k/            one CSV log per run (+ run.json: the step it started at)
-    val_examples/              validation images
-out_dir gets model.ckpt, metrics.csv and val_examples/ atomically at the very end.
+state_dir (never deleted by Snakemake) holds everything needed to resume (layout and resume logic:
+`state.py`). out_dir gets model.ckpt, metrics.csv and val_examples/ atomically at the very end.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import sys
 import warnings
@@ -26,29 +21,22 @@ import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.plugins.environments import LightningEnvironment, SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
 from depthdif.diffusion import FirstGuessSettings, ModelSettings, objective_from_cfg
 from depthdif.diffusion.first_guess import PriorParams, fit_prior
 from depthdif.errors import ConfigError, DataError, TrainingError
-from depthdif.io import atomic_output, config_hash, read_json, write_json
+from depthdif.io import atomic_output, config_hash, write_json
 from depthdif.shards import load_arrays, read_manifest
 from depthdif.training.callbacks import EMA, BestWeights, DataEpoch, NaNGuard, ResumableCheckpoint, ValExampleImage
 from depthdif.training.datamodule import ShardDataModule
 from depthdif.training.module import DepthDifModule, model_hparams
 from depthdif.training.outputs import LOGS, export_images, make_loggers, merge_metrics
 from depthdif.training.settings import TrainSettings
+from depthdif.training.state import BEST, IMAGES, LAST, prepare_state, resumable_config
 
 log = logging.getLogger("depthdif.training")
 
-LAST, BEST, HASH_FILE, IMAGES = "last.ckpt", "best.ckpt", "config_hash.json", "val_examples"
-#: train keys that may change between runs without starting over (run length, logging, hardware)
-RESUMABLE_TRAIN_KEYS = frozenset({
-    "max_steps", "max_epochs", "num_workers", "devices", "accelerator", "val_every_n_steps",
-    "val_ddim_steps", "val_examples", "log_every_n_steps", "checkpoint_every_n_steps",
-    "channels_last", "compile", "tensorboard", "wandb",
-})
 #: manifest keys both splits must share
 SHARED_MANIFEST_KEYS = ("channels", "size", "depth", "stats", "has_eo")
 
@@ -81,7 +69,7 @@ def train(
     settings = _augmentation(settings, model)
     hparams["dihedral"] = settings.augment
     train_plain = {**train_cfg, "augment": settings.augment}
-    resume_config = _resume_config(objective, hparams, train_plain, manifests)
+    resume_config = resumable_config(objective, hparams, train_plain, manifests)
     run_hash = config_hash({**resume_config, "train": train_plain})
     on_cuda = _on_cuda(settings)
 
@@ -89,7 +77,7 @@ def train(
     module = DepthDifModule(hparams, settings)
     datamodule = _datamodule(module, settings, train_dir, val_dir, on_cuda)
     _preflight(module, datamodule)  # before touching state_dir: a bad config keeps the old state
-    resume_from, start_step, restarted = _prepare_state(state_dir, resume_config)
+    resume_from, start_step, restarted = prepare_state(state_dir, resume_config)
     callbacks, ema, best = _callbacks(settings, objective, state_dir, hparams["depth"])
     loggers = make_loggers(settings, state_dir, run_hash)
     precision = _precision(settings.precision, on_cuda)
@@ -126,16 +114,6 @@ def _augmentation(settings: TrainSettings, model: ModelSettings) -> TrainSetting
         return replace(settings, augment=False)
     return settings
 
-
-def _resume_config(
-    objective: str, hparams: Mapping[str, Any], train_plain: Mapping[str, Any], manifests: Mapping[str, Any]
-) -> dict[str, Any]:
-    """What a resumable run must share with the state it resumes (run length, logging, hardware may change)."""
-    return {
-        "objective": objective, "model": hparams["model_cfg"], "objective_cfg": hparams["objective_cfg"],
-        "train": {k: v for k, v in sorted(train_plain.items()) if k not in RESUMABLE_TRAIN_KEYS},
-        "data": manifests,
-    }
 
 
 def _on_cuda(settings: TrainSettings) -> bool:
@@ -300,54 +278,6 @@ def _check_splits(manifests: Mapping[str, Mapping[str, Any]], train_dir: Any, va
                 "from the same patches (rerun rule make_shards)"
             )
 
-
-def _prepare_state(state_dir: Path, resume_config: Mapping[str, Any]) -> tuple[Path | None, int, bool]:
-    """(checkpoint to resume or None, its global step, whether an older state was discarded).
-
-    Only rank 0 changes state_dir: DDP ranks started later by Lightning's launcher re-run
-    `train` and must find the state rank 0 left (they then resume or start like it).
-    """
-    new_hash = config_hash(resume_config)
-    hash_file, last = state_dir / HASH_FILE, state_dir / LAST
-    old = read_json(hash_file) if hash_file.is_file() else None
-    if last.is_file() and old is not None and old.get("hash") == new_hash:
-        return last, _checkpoint_step(last, state_dir), False
-    if rank_zero_only.rank != 0:
-        return None, 0, False
-    state_dir.mkdir(parents=True, exist_ok=True)
-    restarted = last.is_file()
-    if restarted:
-        changed = _changed_keys(old.get("config", {}), resume_config) if old else ["no config_hash.json"]
-        log.warning(
-            "config changed since %s was written (%s): starting over from step 0", last, ", ".join(changed) or "?"
-        )
-    _clear_state(state_dir)
-    write_json(hash_file, {"hash": new_hash, "config": resume_config})
-    return None, 0, restarted
-
-
-def _checkpoint_step(path: Path, state_dir: Path) -> int:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(ckpt["global_step"])
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise TrainingError(f"cannot read resume checkpoint {path} ({exc}); delete {state_dir} to start over") from exc
-
-
-def _clear_state(state_dir: Path) -> None:
-    """Remove only what `train` itself writes (state_dir may be shared by mistake)."""
-    for name in (LAST, BEST, HASH_FILE):
-        (state_dir / name).unlink(missing_ok=True)
-    for name in (LOGS, IMAGES, "tensorboard"):
-        shutil.rmtree(state_dir / name, ignore_errors=True)
-
-
-def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        keys = sorted(set(old) | set(new))
-        return [k for key in keys for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
-    return [] if old == new else [prefix.rstrip(".")]
 
 
 def _preflight(module: DepthDifModule, datamodule: ShardDataModule) -> None:

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from depthdif.diffusion import EDMSampling, ModelSettings, training_loss
-from depthdif.diffusion.first_guess import PriorParams, frame_channels
+from depthdif.diffusion.condition import frame_channels
+from depthdif.diffusion.first_guess import PriorParams
 from depthdif.errors import ConfigError
 from depthdif.eval import metrics
 from depthdif.io import seed_for
