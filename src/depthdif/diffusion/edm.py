@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from depthdif.diffusion.sampler import Clamp, _as_bool, _randn
+from depthdif.diffusion.sampler import Clamp, _as_bool, _randn, write_known
 from depthdif.diffusion.schedule import DiffusionConfigError
 from depthdif.sections import number, optional_number
 
@@ -138,18 +138,11 @@ def clamp_known_sigma(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """x on A ← known (overwrite) or known + σ ε (renoise: the known values at noise level σ); σ = 0: known."""
-    if clamp not in ("none", "overwrite", "renoise"):
-        raise DiffusionConfigError(
-            f"sample.clamp_known_pixels = {clamp!r}: use 'none', 'overwrite' or 'renoise'"
-        )
-    if clamp == "none" or known is None:
-        return x
-    if known_mask is None:
-        raise ValueError("clamping known pixels needs known_mask (the observation mask A)")
-    target = known.to(x.dtype)
-    if clamp == "renoise" and sigma > 0:
-        target = target + sigma * _randn(x.shape, x, generator)
-    return torch.where(_as_bool(known_mask), target, x)  # type: ignore[arg-type]
+
+    def renoise(target: Tensor) -> Tensor:
+        return target + sigma * _randn(x.shape, x, generator)
+
+    return write_known(x, known=known, known_mask=known_mask, clamp=clamp, renoise=renoise if sigma > 0 else None)
 
 
 @torch.no_grad()

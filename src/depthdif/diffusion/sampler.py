@@ -73,6 +73,25 @@ def clamp_known(
 
     t_prev < 0 means the final x0: both modes then insert `known` exactly.
     """
+
+    def renoise(target: Tensor) -> Tensor:
+        return schedule.q_sample(target, _full_t(t_prev, x.shape[0], x.device), _randn(x.shape, x, generator))
+
+    return write_known(x, known=known, known_mask=known_mask, clamp=clamp, renoise=renoise if t_prev >= 0 else None)
+
+
+def write_known(
+    x: Tensor,
+    *,
+    known: Tensor | None,
+    known_mask: Tensor | None,
+    clamp: Clamp,
+    renoise: Callable[[Tensor], Tensor] | None,
+) -> Tensor:
+    """x on A ← known (overwrite) or renoise(known) (renoise; None: the final step, known exactly).
+
+    Shared by every sampler; each formulation supplies its own forward noising of `known`.
+    """
     if clamp not in ("none", "overwrite", "renoise"):
         raise DiffusionConfigError(
             f"sample.clamp_known_pixels = {clamp!r}: use 'none', 'overwrite' or 'renoise'"
@@ -82,9 +101,8 @@ def clamp_known(
     if known_mask is None:
         raise ValueError("clamping known pixels needs known_mask (the observation mask A)")
     target = known.to(x.dtype)
-    if clamp == "renoise" and t_prev >= 0:
-        t = _full_t(t_prev, x.shape[0], x.device)
-        target = schedule.q_sample(target, t, _randn(x.shape, x, generator))
+    if clamp == "renoise" and renoise is not None:
+        target = renoise(target)
     return torch.where(_as_bool(known_mask), target, x)  # type: ignore[arg-type]
 
 
