@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -67,6 +69,12 @@ def test_pixelwise_scale_follows_the_first_guess_std() -> None:
     frame = observation_frame({"x": y * a, "x_valid": a}, prior, use_eo=False, use_mask_channels=True)
     _, _, std = prior.interpolate(y * a, a)
     assert torch.allclose(frame.scale, torch.clamp(std, min=0.1 * 0.5**0.5))
+    # model.first_guess.scale_floor sets the floor (fraction of the anomaly scale √σ²)
+    low = ObservationPrior(replace(_params(scale_mode="first_guess_std"), scale_floor=0.02))
+    low_frame = observation_frame({"x": y * a, "x_valid": a}, low, use_eo=False, use_mask_channels=True)
+    assert torch.allclose(low_frame.scale, torch.clamp(std, min=0.02 * 0.5**0.5))
+    assert float((frame.scale - low_frame.scale).max()) > 0.01  # the floor binds near observations
+    assert float(low_frame.scale[a > 0.5].max()) < 0.02
 
 
 def test_ambient_frame_does_not_see_withheld_values() -> None:
@@ -122,7 +130,7 @@ def test_fit_prior_from_observations_only_and_eo_anomaly() -> None:
     land = np.zeros((12, 32, 32), bool)
     land[:, :4] = True
     params = fit_prior(x, a, a, eo, land, covariance="matern32", max_fit_patches=12, scale_mode="constant",
-                       exact=False)
+                       scale_floor=0.1, exact=False)
     assert params.length_scale[0] > 2 and 0 < params.residual_scale[0] < 1.5 and params.eo_scale > 0.1
     e = eo_anomaly(torch.from_numpy(eo), torch.from_numpy(land[:, None].astype(np.float32)), params.eo_scale)
     assert float(e[:, :, :4].abs().max()) == 0.0

@@ -43,7 +43,7 @@ SAMPLERS = ("ddim", "ddpm")
 LEGACY_MODEL_KEYS: dict[str, dict[str, Any]] = {
     "diffusion": {"formulation": "ddpm", "loss_weighting": "uniform", "min_snr_gamma": 5.0,
                   "edm": {"sigma_data": 1.0, "p_mean": -1.2, "p_std": 1.2}},
-    "first_guess": {"nugget": "fitted"},
+    "first_guess": {"nugget": "fitted", "scale_floor": 0.1},
 }
 
 

@@ -58,20 +58,23 @@ class PriorParams:
     eo_scale: float  # within-patch std of the EO (normalised units); 1 without EO
     scale_mode: str  # constant ρ_c | first_guess_std | patch_loo (see `Frame` scales)
     loo_rms: tuple[float, ...]  # train-mean leave-one-out OI error at the observations
+    scale_floor: float = 0.1  # first_guess_std mode: ρ ≥ scale_floor · s (0.1 before the key existed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "covariance": self.covariance, "length_scale": list(self.length_scale),
             "variance": list(self.variance), "nugget": list(self.nugget),
             "residual_scale": list(self.residual_scale), "eo_scale": float(self.eo_scale),
-            "scale_mode": self.scale_mode, "loo_rms": list(self.loo_rms),
+            "scale_mode": self.scale_mode, "loo_rms": list(self.loo_rms), "scale_floor": self.scale_floor,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PriorParams:
         tup = lambda key: tuple(float(v) for v in data[key])  # noqa: E731
         return cls(str(data["covariance"]), tup("length_scale"), tup("variance"), tup("nugget"),
-                   tup("residual_scale"), float(data["eo_scale"]), str(data["scale_mode"]), tup("loo_rms"))
+                   tup("residual_scale"), float(data["eo_scale"]), str(data["scale_mode"]), tup("loo_rms"),
+                   # checkpoints written before model.first_guess.scale_floor existed used 0.1
+                   float(data.get("scale_floor", 0.1)))
 
 
 @dataclass
@@ -247,7 +250,7 @@ class ObservationPrior(nn.Module):
             parts.append(eo_anomaly(eo, land, self.eo_scale))
         scale = self.residual_scale.to(x.dtype)[None, :, None, None]
         if self.params.scale_mode == "first_guess_std":
-            scale = torch.maximum(guess_std.to(x.dtype), 0.1 * s)
+            scale = torch.maximum(guess_std.to(x.dtype), self.params.scale_floor * s)
         elif self.params.scale_mode == "patch_loo":
             scale = scale * self.patch_factor(loo_ms, n_obs).to(x.dtype)[:, :, None, None]
         return Frame(torch.cat(parts, dim=1), guess.to(x.dtype), scale)
@@ -270,6 +273,7 @@ def fit_prior(
     covariance: str,
     max_fit_patches: int,
     scale_mode: str,
+    scale_floor: float,
     support: np.ndarray | None = None,
     exact: bool,
 ) -> PriorParams:
@@ -314,7 +318,8 @@ def fit_prior(
         eo_scale = float(max(math.sqrt(var[count > 0].mean()) if (count > 0).any() else 1.0, 1e-3))
     if scale_mode not in SCALE_MODES:
         raise DiffusionConfigError(f"model.first_guess.residual_scale = {scale_mode!r}: use one of {SCALE_MODES}")
-    return PriorParams(covariance, oi.length_scale, oi.variance, oi.nugget, residual, eo_scale, scale_mode, loo_rms)
+    return PriorParams(covariance, oi.length_scale, oi.variance, oi.nugget, residual, eo_scale, scale_mode, loo_rms,
+                       scale_floor)
 
 
 def identity_frame(cond: Tensor) -> Frame:

@@ -96,6 +96,7 @@ class FirstGuessSettings:
     covariance: str
     max_fit_patches: int
     residual_scale: str
+    scale_floor: float
     nugget: str
 
     @classmethod
@@ -105,6 +106,7 @@ class FirstGuessSettings:
             covariance=str(require(cfg, "covariance", where)),  # fit_prior / ObservationPrior check it
             max_fit_patches=integer(cfg, "max_fit_patches", where),
             residual_scale=str(require(cfg, "residual_scale", where)),  # fit_prior checks it
+            scale_floor=number(cfg, "scale_floor", where),
             nugget=choice(cfg, "nugget", where, NUGGETS, ConfigError),
         )
 
