@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from depthdif.diffusion import ConditionalUNet
-from depthdif.errors import DataError
+from depthdif.errors import ConfigError, DataError
 from depthdif.inference import load_checkpoint, predict
 from depthdif.samples import open_samples
 from depthdif.training import train
@@ -131,3 +131,25 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
     bad.write_bytes(b"garbage")
     with pytest.raises(DataError, match="cannot load model checkpoint"):
         load_checkpoint(bad)
+
+
+def test_inflation_widens_members_about_their_mean(trained: dict[str, Path], tmp_path: Path) -> None:
+    """inflation τ_c: member deviations × τ_c per level; mean and clamped observations unchanged."""
+    base = open_samples(run(trained, tmp_path, name="base.nc"))
+    out = tmp_path / "wide.nc"
+    predict(trained["standard"], trained["test"], SAMPLE, method="standard", scenario="tiny", out_nc=out,
+            device="cpu", inflation=(2.0, 3.0))
+    wide = open_samples(out)
+    assert wide.attrs["inflation"] == "2 3" and base.attrs["inflation"] == "none"
+    np.testing.assert_allclose(wide["thetao_pred"].values, base["thetao_pred"].values, atol=1e-4)
+    hidden = ~base["observed"].values.astype(bool) & base["valid"].values.astype(bool)
+    for level, tau in enumerate((2.0, 3.0)):
+        s0, s1 = base["thetao_std"].values[:, level], wide["thetao_std"].values[:, level]
+        h = hidden[:, level]
+        assert float(s0[h].mean()) > 0
+        np.testing.assert_allclose(s1[h], tau * s0[h], rtol=1e-3, atol=1e-5)
+    observed = base["observed"].values.astype(bool)
+    assert np.array_equal(wide["thetao_pred"].values[observed], base["thetao_true"].values[observed])
+    with pytest.raises(ConfigError, match="deterministic"):
+        predict(trained["unet"], trained["test"], SAMPLE, method="unet", scenario="tiny", out_nc=tmp_path / "u.nc",
+                device="cpu", inflation=(2.0, 2.0))

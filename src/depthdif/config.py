@@ -118,6 +118,14 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
                 f"config key 'scenarios.{name}.argo_paths': mode 'argo' needs Argo "
                 "_prof.nc files (a path, glob or list)."
             )
+    sample = config["sample"]
+    inflated = [m for m in sample["inflation_methods"] if m in config["evaluate"]["methods"]]
+    if inflated and sample["members"] < 2:
+        raise ConfigError(
+            f"config key 'sample.inflation_methods': {inflated} are widened to the spread/skill of the "
+            f"validation split, which needs sample.members >= 2 (it is {sample['members']}); raise "
+            "sample.members or set sample.inflation_methods: []."
+        )
     if config["data"]["source"] == "netcdf" and not config["data"]["netcdf"]["paths"]:
         raise ConfigError(
             "config key 'data.netcdf.paths': data.source is 'netcdf' but no files are given; "

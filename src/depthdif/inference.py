@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from depthdif.dataset import ShardDataset
 from depthdif.diffusion import EDMSampling, NoiseSchedule
 from depthdif.diffusion.first_guess import ObservationPrior
 from depthdif.errors import ConfigError, DataError
+from depthdif.inflation import inflate
 from depthdif.io import seed_for
 from depthdif.reconstruction import SAMPLERS, ModelSpec, build_model, build_prior, reconstruct
 from depthdif.samples import write_samples
@@ -68,6 +69,7 @@ class _Plan:
     sampler: str
     steps: int
     eta: float
+    inflation: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -101,6 +103,7 @@ def predict(
     scenario: str,
     out_nc: str | os.PathLike[str],
     device: str = "auto",
+    inflation: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Sample `members` reconstructions per test patch (1 for the unet) and write the samples netCDF.
 
@@ -108,6 +111,7 @@ def predict(
     key is a ConfigError naming it). Forward batches hold batch_size patches × members rows.
     pred = ensemble mean, std = member std (ddof=1; 0 for one member), both de-normalised with
     the checkpoint's stats. With clamping, observed pixels equal the truth exactly.
+    `inflation`: τ per depth level (`depthdif.inflation`), members widened about their mean.
     Deterministic given sample.seed.
     """
     settings = SampleSettings.from_cfg(sample_cfg)
@@ -120,7 +124,7 @@ def predict(
     if method != spec.objective.name:
         log.warning("method %r writes a checkpoint trained with objective %r", method, spec.objective.name)
     model = _load_model(ckpt, spec, dev)
-    plan = _plan(spec, settings)
+    plan = _plan(spec, settings, inflation)
     parts: dict[str, list[np.ndarray]] = {key: [] for key in PARTS}
     done = 0
     for batch in _batches(dataset, settings.batch_size, dev):
@@ -160,16 +164,21 @@ def _load_model(ckpt: Mapping[str, Any], spec: ModelSpec, dev: torch.device) -> 
     return _Model(spec, net, schedule, prior)
 
 
-def _plan(spec: ModelSpec, settings: SampleSettings) -> _Plan:
+def _plan(spec: ModelSpec, settings: SampleSettings, inflation: Sequence[float] | None = None) -> _Plan:
     """The unet: one deterministic member, no clamping; diffusion: the sample section. The recorded
     sampler is edm_heun for an EDM model, and its steps the DDPM schedule's length for ddpm."""
     if spec.deterministic:
+        if inflation is not None:
+            raise ConfigError("ensemble inflation applies to diffusion ensembles; the unet is deterministic")
         return _Plan(members=1, clamp="none", keep_members=False, sampler="deterministic", steps=1, eta=0.0)
     diffusion = spec.model.diffusion
     sampler = "edm_heun" if diffusion.formulation == "edm" else settings.sampler
     steps = settings.steps if sampler in ("ddim", "edm_heun") else diffusion.timesteps
+    if inflation is not None and settings.members < 2:
+        raise ConfigError("ensemble inflation needs sample.members >= 2")
     return _Plan(members=settings.members, clamp=settings.clamp_known_pixels, keep_members=settings.save_members,
-                 sampler=sampler, steps=steps, eta=settings.eta)
+                 sampler=sampler, steps=steps, eta=settings.eta,
+                 inflation=None if inflation is None else tuple(float(v) for v in inflation))
 
 
 def _batches(dataset: ShardDataset, batch_size: int, dev: torch.device) -> Iterator[dict[str, torch.Tensor]]:
@@ -191,6 +200,8 @@ def _sample_batch(
     known = batch["x_valid"] > 0.5
     sq = (out - batch["x"][:, None]).square().mean(1)
     result = {"observed_mse": ((sq * known).sum((-2, -1)) / known.sum((-2, -1)).clamp_min(1)).cpu().numpy()}
+    if plan.inflation is not None:
+        out = inflate(out, plan.inflation)  # about the per-pixel member mean: the mean is unchanged
     if plan.clamp != "none":
         out = torch.where(known[:, None], batch["x"][:, None], out)
     mean = out.mean(1)
@@ -236,6 +247,7 @@ def _write(
             "scenario": attrs["scenario"], "sampler": plan.sampler, "steps": plan.steps, "eta": plan.eta,
             "clamp_known_pixels": plan.clamp, "seed": attrs["seed"], "n_members": plan.members,
             "global_step": attrs["global_step"],
+            "inflation": "none" if plan.inflation is None else " ".join(f"{v:.6g}" for v in plan.inflation),
         },
     )
 

@@ -74,6 +74,13 @@ def sample_params(wildcards):
     return rule_params.sample_params(config, wildcards.learned)
 
 
+def inflation_file(wildcards):
+    """The validation-fitted ensemble inflation of a method in sample.inflation_methods (else none)."""
+    if wildcards.learned not in config["sample"]["inflation_methods"]:
+        return []
+    return rules.calibrate_ensemble.output.inflation
+
+
 def baseline_params(wildcards):
     """evaluate.idw or evaluate.oi (oi_eo fits the same covariance family as oi)."""
     section = "oi" if wildcards.baseline == "oi_eo" else wildcards.baseline

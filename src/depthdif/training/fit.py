@@ -260,7 +260,8 @@ def fit_observation_prior(
         prior = fit_prior(
             fields, valid, observed, arrays.get("eo"), arrays["land"].astype(bool),
             covariance=first_guess.covariance, max_fit_patches=first_guess.max_fit_patches,
-            scale_mode=first_guess.residual_scale, scale_floor=first_guess.scale_floor, exact=first_guess.nugget == "zero",
+            scale_mode=first_guess.residual_scale, scale_floor=first_guess.scale_floor,
+            exact=first_guess.nugget == "zero",
             support=arrays["y_valid"].astype(bool),  # the ocean: geometry, not values
         )
     except DataError as exc:
