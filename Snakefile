@@ -24,6 +24,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/maps.smk"
 
 
 rule all:
@@ -55,3 +56,8 @@ rule evaluate:
 rule figures:
     input:
         figure_targets(),
+
+
+rule maps:
+    input:
+        map_targets,

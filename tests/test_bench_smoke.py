@@ -29,6 +29,7 @@ SCRIPTS = {
     "shard_checksums": ["verify/read", "write_with_checksums/write_without"],
     "gpu_suite": ["suite_seconds/budget", "lightning/bare", "ddim_step/forward", "loader_0workers/step"],
     "xt_sensitivity": ["xt_sensitivity_uses_xt/low_noise"],
+    "map_scale": ["map_seconds/bare_forwards"],
 }
 
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 _RULE = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$")
 _WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
-TARGET_RULES = {"all", "data", "train", "sample", "evaluate", "figures"}
+TARGET_RULES = {"all", "data", "train", "sample", "evaluate", "figures", "maps"}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess[str]:

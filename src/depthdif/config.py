@@ -10,7 +10,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from depthdif.data.periods import list_periods
 from depthdif.errors import ConfigError
+from depthdif.params import maps_section
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -154,6 +156,7 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
             "of each level on the EO plus OI of the residuals, but data.eo is 'none' (no EO in the shards); "
             "set data.eo to 'surface' or 'ostia', or remove oi_eo from evaluate.methods."
         )
+    _check_maps(config)
     params = config["model"]["diffusion"]["parameterization"]
     if params == "epsilon" and config["objectives"]["ambient"]["require_x0_parameterization"]:
         # Only fatal for the ambient objective; the trainer raises when it is actually used.
@@ -166,3 +169,30 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     for key, value in (overrides or {}).items():
         config[key] = value
     return validate_config(config)
+
+
+def _check_maps(config: dict[str, Any]) -> None:
+    """The maps section: overlapping windows, a configured scenario, periods among data.periods."""
+    maps, size = maps_section(config), int(config["patches"]["size"])
+    if not 1 <= maps["stride"] < size:
+        raise ConfigError(
+            f"config key 'maps.stride' ({maps['stride']}): the windows must overlap, so the stride must be "
+            f"below patches.size ({size}); use e.g. {max(1, size // 2)}, or null (patches.size / 2)."
+        )
+    if maps["scenario"] not in config["scenarios"]:
+        raise ConfigError(
+            f"config key 'maps.scenario' ({maps['scenario']!r}) is not a configured scenario; use one of "
+            f"{list(config['scenarios'])}, or null (the first)."
+        )
+    periods = list_periods(config["data"])
+    unknown = [p for p in maps["periods"] if p not in periods]
+    if unknown:
+        raise ConfigError(
+            f"config key 'maps.periods': {unknown} are not among data.periods ({periods[0]} … {periods[-1]}); "
+            "add them to data.periods or remove them (an empty list maps the test split's periods)."
+        )
+    if "oi_eo" in maps["methods"] and config["data"]["eo"] == "none":
+        raise ConfigError(
+            "config keys 'maps.methods' and 'data.eo': oi_eo is a regression on the EO but data.eo is 'none'; "
+            "remove oi_eo from maps.methods or set data.eo to 'surface' or 'ostia'."
+        )

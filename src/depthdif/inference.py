@@ -73,7 +73,7 @@ class _Plan:
 
 
 @dataclass
-class _Model:
+class LoadedModel:
     """The loaded network, its schedule and frame on the sampling device."""
 
     spec: ModelSpec
@@ -118,12 +118,12 @@ def predict(
     ckpt = load_checkpoint(checkpoint)
     hp = ckpt["hparams"]
     spec = ModelSpec.from_hparams(hp)
-    dev = _device(device)
+    dev = resolve_device(device)
     dataset = ShardDataset(test_dir)
     _check_data(dataset, hp, spec, checkpoint)
     if method != spec.objective.name:
         log.warning("method %r writes a checkpoint trained with objective %r", method, spec.objective.name)
-    model = _load_model(ckpt, spec, dev)
+    model = load_model(ckpt, spec, dev)
     plan = _plan(spec, settings, inflation)
     parts: dict[str, list[np.ndarray]] = {key: [] for key in PARTS}
     done = 0
@@ -146,13 +146,13 @@ def predict(
             "sampler": plan.sampler, "steps": plan.steps, "device": str(dev)}
 
 
-def _device(device: str) -> torch.device:
+def resolve_device(device: str) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device)
 
 
-def _load_model(ckpt: Mapping[str, Any], spec: ModelSpec, dev: torch.device) -> _Model:
+def load_model(ckpt: Mapping[str, Any], spec: ModelSpec, dev: torch.device) -> LoadedModel:
     """The checkpoint's (EMA or selected) weights in the network `spec` describes, in eval mode on `dev`."""
     net, schedule = build_model(spec)
     net.load_state_dict(ckpt["state_dict"])
@@ -161,7 +161,7 @@ def _load_model(ckpt: Mapping[str, Any], spec: ModelSpec, dev: torch.device) -> 
     prior = build_prior(spec)
     if prior is not None:
         prior.to(dev)
-    return _Model(spec, net, schedule, prior)
+    return LoadedModel(spec, net, schedule, prior)
 
 
 def _plan(spec: ModelSpec, settings: SampleSettings, inflation: Sequence[float] | None = None) -> _Plan:
@@ -187,7 +187,7 @@ def _batches(dataset: ShardDataset, batch_size: int, dev: torch.device) -> Itera
 
 
 def _sample_batch(
-    model: _Model, batch: Mapping[str, torch.Tensor], plan: _Plan, settings: SampleSettings,
+    model: LoadedModel, batch: Mapping[str, torch.Tensor], plan: _Plan, settings: SampleSettings,
     generator: torch.Generator,
 ) -> dict[str, np.ndarray]:
     """One batch's ensemble mean and std (exact on A when clamped), members, truth and masks, and the

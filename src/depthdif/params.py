@@ -25,6 +25,8 @@ RUNTIME_FILE = "results/runtime/config.json"
 #: Keys that change how a job runs or what it prints/logs on the side, never its outputs.
 RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
     "data": ("copernicus.credentials_file",),
+    # the windows of a map batch: every draw is a full-region field, so batching changes no draw
+    "maps": ("batch_size",),
     "train": (
         "num_workers",
         "tensorboard",
@@ -42,6 +44,8 @@ DIFFUSION_ONLY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 SOURCES = ("synthetic", "netcdf", "copernicus")
+#: methods with a model.ckpt (the others are the classical gap-fillers)
+LEARNED = ("unet", "standard", "ambient")
 
 
 def without(section: Mapping[str, Any], dotted: Iterable[str]) -> dict[str, Any]:
@@ -91,6 +95,44 @@ def sample_params(config: Mapping[str, Any], method: str) -> dict[str, Any]:
     sets the memory use), so no sample key reruns it.
     """
     return {} if method == "unet" else copy.deepcopy(config["sample"])
+
+
+def maps_section(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The `maps` section with its config-dependent defaults (the schema's nulls) filled in:
+
+    methods → the learned methods of `evaluate.methods` plus oi; scenario → the first scenario;
+    stride → patches.size // 2; members → sample.members. `periods` stays as given ([] = the
+    periods of the test split, known once the index exists: `data.index.split_periods`).
+    """
+    maps = copy.deepcopy(dict(config["maps"]))
+    if maps["methods"] is None:
+        maps["methods"] = [m for m in config["evaluate"]["methods"] if m in LEARNED] + ["oi"]
+    if maps["scenario"] is None:
+        maps["scenario"] = next(iter(config["scenarios"]))
+    if maps["stride"] is None:
+        maps["stride"] = max(1, int(config["patches"]["size"]) // 2)
+    if maps["members"] is None:
+        maps["members"] = int(config["sample"]["members"])
+    return maps
+
+
+def map_params(config: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """What changes the map of `method`: the window stride, the scenario (its observations), the
+    window size and coarsening; diffusion: members, write_members and the sampler keys (not the
+    `sample` section's own members/save_members/batch_size); baselines: their `evaluate` section."""
+    maps = maps_section(config)
+    keys = ["stride", "scenario"]
+    out: dict[str, Any] = {
+        "patches": {k: config["patches"][k] for k in ("size", "coarsen")},
+        "scenario": copy.deepcopy(config["scenarios"][maps["scenario"]]),
+    }
+    if method in ("standard", "ambient"):
+        keys += ["members", "write_members"]
+        out["sample"] = without(config["sample"], ("members", "save_members", "batch_size"))
+    elif method not in LEARNED:
+        out["baseline"] = copy.deepcopy(config["evaluate"]["oi" if method == "oi_eo" else method])
+    out["maps"] = {k: maps[k] for k in keys}
+    return out
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,8 +22,6 @@ from depthdif.diffusion import (
     ModelSettings,
     NoiseSchedule,
     TrainingObjective,
-    ddim_sample,
-    ddpm_sample,
     dihedral,
     edm,
     objective_from_cfg,
@@ -32,6 +30,7 @@ from depthdif.diffusion import (
 )
 from depthdif.diffusion.condition import observation_frame
 from depthdif.diffusion.first_guess import ObservationPrior, PriorParams
+from depthdif.diffusion.sampler import ModelFn, Plan, ddim_plan, ddpm_plan, generator_noise, run_plan
 from depthdif.errors import ConfigError, DataError
 
 SAMPLERS = ("ddim", "ddpm")
@@ -159,34 +158,49 @@ def reconstruct(
     frame = observation_frame(batch, prior, use_eo=conditioning.eo, use_mask_channels=conditioning.mask_channels)
     coords = batch.get("coords")
     b, c, h, w = x.shape
-    group = dihedral.elements(h, w) if spec.dihedral else [0]
     if spec.deterministic:
-        t0 = torch.zeros(b, dtype=torch.long, device=x.device)
-        zero = torch.zeros_like(x)
-        residual = torch.stack([
-            dihedral.invert(net(zero, t0, dihedral.apply(frame.cond, i), coords), i) for i in group
-        ]).mean(0)
-        return frame.to_field(residual)[:, None].float()
+        return frame.to_field(unet_residual(net, spec, frame.cond, coords))[:, None].float()
     k = int(members)
     frame_k = frame.repeat(k)
-    cond_k = frame_k.cond
-    coords_k = None if coords is None else repeat_for_members(coords, k)
     known_mask = repeat_for_members(a, k)
     known = known_mask * frame_k.to_residual(repeat_for_members(x, k))
-    mask_noisy = spec.mask_noisy_branch
+    fn = member_fn(net, spec, frame_k.cond, None if coords is None else repeat_for_members(coords, k), known_mask, k)
+    plan = sampler_plan(spec, schedule, sampler=sampler, steps=steps, eta=eta, clamp=clamp, edm_sampling=edm_sampling,
+                        known=known, known_mask=known_mask, clamp_final=clamp_final)
+    like = torch.empty(0, device=x.device) if spec.model.diffusion.formulation == "edm" else schedule.betas
+    out = run_plan(fn, plan, plan.initial((b * k, c, h, w), like, generator), generator_noise(generator))
+    return split_members(frame_k.to_field(out).float(), k)
 
-    element = torch.tensor(group, device=x.device)[torch.arange(b * k, device=x.device) % k % len(group)]
+
+def unet_residual(net: torch.nn.Module, spec: ModelSpec, cond: Tensor, coords: Tensor | None) -> Tensor:
+    """The deterministic unet's residual (B, C, H, W) from its condition (averaged over the dihedral group)."""
+    b, _, h, w = cond.shape
+    group = dihedral.elements(h, w) if spec.dihedral else [0]
+    t0 = torch.zeros(b, dtype=torch.long, device=cond.device)
+    zero = cond.new_zeros((b, spec.channels, h, w))
+    return torch.stack([
+        dihedral.invert(net(zero, t0, dihedral.apply(cond, i), coords), i) for i in group
+    ]).mean(0)
+
+
+def member_fn(
+    net: torch.nn.Module, spec: ModelSpec, cond_k: Tensor, coords_k: Tensor | None, known_mask: Tensor, k: int,
+) -> ModelFn:
+    """What the sampler's steps call on member-minor rows (row b·k + m): the DDPM model fn(x_t, t), or
+    EDM's denoiser D(x, σ) (formulation edm). Member m runs in the frame of dihedral element m mod |G|
+    (spec.dihedral); an ambient model trained on Ã ⊙ x_t sees A ⊙ x_t (spec.mask_noisy_branch)."""
+    rows, _, h, w = cond_k.shape
+    group = dihedral.elements(h, w) if spec.dihedral else [0]
+    element = torch.tensor(group, device=cond_k.device)[torch.arange(rows, device=cond_k.device) % k % len(group)]
+    mask_noisy = spec.mask_noisy_branch
 
     def net_k(x_in: Tensor, t: Tensor) -> Tensor:
         if len(group) == 1:
             return net(x_in, t, cond_k, coords_k)
         return dihedral.per_row(
-            lambda xr, cr, rows: net(xr, t[rows], cr, None if coords_k is None else coords_k[rows]),
+            lambda xr, cr, sel: net(xr, t[sel], cr, None if coords_k is None else coords_k[sel]),
             x_in, cond_k, element,
         )
-
-    def model_fn(x_t: Tensor, t: Tensor) -> Tensor:
-        return net_k(known_mask * x_t if mask_noisy else x_t, t)
 
     diffusion = spec.model.diffusion
     if diffusion.formulation == "edm":
@@ -195,20 +209,34 @@ def reconstruct(
         def denoise_fn(x_s: Tensor, sigma: Tensor) -> Tensor:
             return edm.denoise(net_k, known_mask * x_s if mask_noisy else x_s, sigma, sigma_data)
 
-        out = edm.edm_sample(
-            denoise_fn, (b * k, c, h, w), steps=steps, settings=edm_sampling,
-            known=known, known_mask=known_mask, clamp=clamp, generator=generator,  # type: ignore[arg-type]
-            clamp_final=clamp_final, device=x.device,
-        )
-        return split_members(frame_k.to_field(out).float(), k)
-    common: dict[str, Any] = dict(
-        parameterization=diffusion.parameterization, known=known, known_mask=known_mask, clamp=clamp,
-        generator=generator, clamp_final=clamp_final,
-    )
+        return denoise_fn
+
+    def model_fn(x_t: Tensor, t: Tensor) -> Tensor:
+        return net_k(known_mask * x_t if mask_noisy else x_t, t)
+
+    return model_fn
+
+
+def sampler_plan(
+    spec: ModelSpec,
+    schedule: NoiseSchedule,
+    *,
+    sampler: str,
+    steps: int,
+    eta: float,
+    clamp: str,
+    edm_sampling: edm.EDMSampling,
+    known: Tensor | None,
+    known_mask: Tensor | None,
+    clamp_final: bool,
+) -> Plan:
+    """The steps of the model's sampler: EDM's Heun (formulation edm), else DDIM or DDPM (`sampler`)."""
+    diffusion = spec.model.diffusion
+    common: dict[str, Any] = dict(known=known, known_mask=known_mask, clamp=clamp, clamp_final=clamp_final)
+    if diffusion.formulation == "edm":
+        return edm.edm_plan(steps, edm_sampling, **common)
     if sampler == "ddim":
-        out = ddim_sample(model_fn, schedule, (b * k, c, h, w), steps=steps, eta=eta, **common)
-    elif sampler == "ddpm":
-        out = ddpm_sample(model_fn, schedule, (b * k, c, h, w), **common)
-    else:
-        raise ConfigError(f"sample.sampler = {sampler!r}: use 'ddim' or 'ddpm'")
-    return split_members(frame_k.to_field(out).float(), k)
+        return ddim_plan(schedule, steps=steps, eta=eta, parameterization=diffusion.parameterization, **common)
+    if sampler == "ddpm":
+        return ddpm_plan(schedule, parameterization=diffusion.parameterization, **common)
+    raise ConfigError(f"sample.sampler = {sampler!r}: use 'ddim' or 'ddpm'")

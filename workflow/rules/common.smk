@@ -34,6 +34,8 @@ BASELINES = ["idw", "oi", "oi_eo"]
 GAUSSIAN = ["oi", "oi_eo"]
 METHODS = list(config["evaluate"]["methods"])
 WITH_EO = config["data"]["eo"] == "ostia"
+# the maps section with its config-dependent defaults (methods, scenario, stride, members)
+MAPS = rule_params.maps_section(config)
 
 
 wildcard_constraints:
@@ -94,6 +96,11 @@ def score_params(wildcards):
     return {}
 
 
+def map_params(wildcards):
+    """The keys that change one method's map (maps.batch_size is runtime only)."""
+    return rule_params.map_params(config, wildcards.method)
+
+
 # --- the user's own files (inputs, with their content checksums) ---
 
 
@@ -131,6 +138,38 @@ def patch_files():
 def shards(split, scenario="{scenario}"):
     """The shard folder of a split (of the job's scenario unless one is given)."""
     return expand(rules.make_shards.output.shards, scenario=scenario, split=split)[0]
+
+
+def map_inputs(wildcards):
+    """A map's inputs: the period's raw file(s), the train stats, the model (learned methods) or the
+    train shards (oi, oi_eo fit on them), the map scenario's Argo files (mode argo)."""
+    scenario = MAPS["scenario"]
+    inputs = {
+        key: expand(path, period=wildcards.period)[0]
+        for key, path in rules.retrieve.output.items()
+    }
+    inputs["stats"] = rules.gather_patches.output.stats
+    if wildcards.method in LEARNED:
+        inputs["checkpoint"] = expand(
+            rules.train_model.output.checkpoint,
+            scenario=scenario,
+            learned=wildcards.method,
+        )[0]
+    elif wildcards.method != "idw":
+        inputs["train"] = shards("train", scenario)
+    argo = user_files(f"scenarios.{scenario}.argo_paths")
+    if argo:
+        inputs["argo"] = argo
+    return inputs
+
+
+def map_periods():
+    """maps.periods, or the periods of the test split's patches (read from the index, a checkpoint)."""
+    if MAPS["periods"]:
+        return MAPS["periods"]
+    from depthdif.data.index import split_periods
+
+    return split_periods(checkpoints.gather_patches.get().output.index, "test", PERIODS)
 
 
 def learned_methods():
@@ -201,6 +240,15 @@ def figure_targets():
     if "ambient" in METHODS:
         figures += rules.plot_ambient_walkthrough.output
     return figures
+
+
+def map_targets(wildcards):
+    """Every map of maps.methods × the map periods, and its figure."""
+    periods = map_periods()
+    return [
+        *expand(rules.map_region.output.nc, method=MAPS["methods"], period=periods),
+        *expand(rules.plot_map.output.figure, method=MAPS["methods"], period=periods),
+    ]
 
 
 def all_targets():

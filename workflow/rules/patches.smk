@@ -24,7 +24,8 @@ rule extract_patches:
         "../scripts/extract_patches.py"
 
 
-rule gather_patches:
+# a checkpoint: the maps of the test periods (maps.periods empty) read its index
+checkpoint gather_patches:
     input:
         patches=patch_files(),
     output:

@@ -198,3 +198,17 @@ def gather_patches(
     with atomic_output(index_out) as tmp:
         index.to_parquet(tmp, index=False)
     write_json(stats_out, stats)
+
+
+def split_periods(index_path: str | os.PathLike[str], split: str, periods: Sequence[str]) -> list[str]:
+    """The periods (in `periods` order) that hold patches of `split` in index.parquet."""
+    try:
+        index = pd.read_parquet(index_path, columns=["period", "split"])
+    except Exception as exc:  # pyarrow raises several unrelated types
+        raise DataError(f"cannot read patch index {index_path} ({exc}); rerun rule gather_patches") from exc
+    found = set(index.loc[index["split"] == split, "period"].astype(str))
+    out = [p for p in periods if p in found]
+    if not out:
+        raise DataError(f"{index_path} has no {split} patch, so there is no default period to map; set "
+                        f"maps.periods or raise patches.split.fractions.{split}")
+    return out

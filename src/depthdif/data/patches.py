@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -113,20 +114,31 @@ def _write_member(zf: zipfile.ZipFile, key: str, shape: tuple[int, ...], parts: 
             fid.write(part.data.cast("B"))  # the buffer itself, as bytes: no copy
 
 
-def extract_period(
+@dataclass(frozen=True)
+class Grid:
+    """One period's field on the patch grid (after `patches.coarsen`), what patches are cut from.
+
+    y (C, H, W) float32 degC, NaN where invalid; eo (H, W) float32 degC or None (data.eo none);
+    lat (H,), lon (W,) float64 ascending; depth (C,) float32 m; time: seconds since 1970-01-01.
+    """
+
+    y: np.ndarray
+    eo: np.ndarray | None
+    lat: np.ndarray
+    lon: np.ndarray
+    depth: np.ndarray
+    time: int
+
+
+def read_grid(
     thetao_path: str | os.PathLike[str],
     eo_path: str | os.PathLike[str] | None,
     period: str,
     data_cfg: dict[str, Any],
     patches_cfg: dict[str, Any],
-    out_npz: str | os.PathLike[str],
-    source_file: str = "",
-) -> dict[str, Any]:
-    """Tile one period into ``results/patches/{period}.npz`` (see docs/architecture.md).
-
-    Keeps tiles whose NaN share over C x H x W is <= ``patches.max_nodata_fraction``.
-    Returns ``{"period", "examined", "kept", "best_nodata_fraction", "grid"}``.
-    """
+) -> Grid:
+    """A period's raw file as the patch grid: the EO condition per `data.eo` (the OSTIA file, or the
+    shallowest level smoothed + noised), then NaN-aware block means by `patches.coarsen`."""
     ds = _read_period(thetao_path)
     y = np.asarray(ds["thetao"].values[0], dtype=np.float32)  # (C, H, W)
     lat = ds["latitude"].values.astype(np.float64)
@@ -143,6 +155,27 @@ def extract_period(
         y = coarsen_nan(y, factor)
         eo = None if eo is None else coarsen_nan(eo, factor)
         lat, lon = coarsen_axis(lat, factor), coarsen_axis(lon, factor)
+    time = int(ds["time"].values[0].astype("datetime64[s]").astype(np.int64))
+    return Grid(y, eo, lat, lon, ds["depth"].values.astype(np.float32), time)
+
+
+def extract_period(
+    thetao_path: str | os.PathLike[str],
+    eo_path: str | os.PathLike[str] | None,
+    period: str,
+    data_cfg: dict[str, Any],
+    patches_cfg: dict[str, Any],
+    out_npz: str | os.PathLike[str],
+    source_file: str = "",
+) -> dict[str, Any]:
+    """Tile one period into ``results/patches/{period}.npz`` (see docs/architecture.md).
+
+    Keeps tiles whose NaN share over C x H x W is <= ``patches.max_nodata_fraction``.
+    Returns ``{"period", "examined", "kept", "best_nodata_fraction", "grid"}``.
+    """
+    grid = read_grid(thetao_path, eo_path, period, data_cfg, patches_cfg)
+    y, eo, lat, lon = grid.y, grid.eo, grid.lat, grid.lon
+    factor = int(patches_cfg["coarsen"])
 
     size, stride = int(patches_cfg["size"]), int(patches_cfg["stride"])
     limit = float(patches_cfg["max_nodata_fraction"])
@@ -166,10 +199,10 @@ def extract_period(
         "lon": np.stack([lon[a : a + size] for a in x0]).astype(np.float32),
         "y0": y0.astype(np.int32),
         "x0": x0.astype(np.int32),
-        "time": np.full(y0.size, ds["time"].values[0].astype("datetime64[s]").astype(np.int64)),
+        "time": np.full(y0.size, grid.time, dtype=np.int64),
         "patch_id": np.array([f"{period}_y{a:05d}_x{b:05d}" for a, b in zip(y0, x0)], dtype="<U64"),
         "nodata_fraction": fraction[iy, ix].astype(np.float32),
-        "depth": ds["depth"].values.astype(np.float32),
+        "depth": grid.depth,
         "period": np.array(period, dtype="<U64"),
         "source_file": np.array(str(source_file), dtype="<U1024"),
     }

@@ -23,7 +23,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from depthdif.diffusion.sampler import Clamp, _as_bool, _randn, write_known
+from depthdif.diffusion.sampler import (
+    Clamp,
+    Noise,
+    Plan,
+    Step,
+    _as_bool,
+    check_clamp,
+    generator_noise,
+    run_plan,
+    write_known,
+)
 from depthdif.diffusion.schedule import DiffusionConfigError
 from depthdif.sections import number, optional_number
 
@@ -136,13 +146,73 @@ def clamp_known_sigma(
     known_mask: Tensor | None,
     clamp: Clamp,
     generator: torch.Generator | None = None,
+    noise: Noise | None = None,
 ) -> Tensor:
-    """x on A ← known (overwrite) or known + σ ε (renoise: the known values at noise level σ); σ = 0: known."""
+    """x on A ← known (overwrite) or known + σ ε (renoise: the known values at noise level σ); σ = 0: known.
+
+    ε from `noise` (default: drawn from `generator`)."""
+    draw = noise or generator_noise(generator)
 
     def renoise(target: Tensor) -> Tensor:
-        return target + sigma * _randn(x.shape, x, generator)
+        return target + sigma * draw(x)
 
     return write_known(x, known=known, known_mask=known_mask, clamp=clamp, renoise=renoise if sigma > 0 else None)
+
+
+def _denoise_at(denoise_fn: DenoiseFn, x: Tensor, s: float) -> Tensor:
+    """D(x; s) with σ as a float32 (B,) tensor, in x's dtype."""
+    sigma = torch.full((x.shape[0],), s, device=x.device, dtype=torch.float32)
+    return denoise_fn(x, sigma).to(x.dtype)
+
+
+def edm_plan(
+    steps: int,
+    settings: EDMSampling,
+    *,
+    known: Tensor | None = None,
+    known_mask: Tensor | None = None,
+    clamp: Clamp = "none",
+    clamp_final: bool = True,
+    second_order: bool = True,
+) -> Plan:
+    """EDM Algorithm 2 as `Step`s (see `edm_sample`): pre = the churn at σ_i, update = the Euler/Heun
+    step σ̂ → σ_{i+1} (the network part), post = the known pixels at σ_{i+1}."""
+    check_clamp(clamp)
+    sigmas = sigma_steps(steps, settings.sigma_min, settings.sigma_max, settings.rho)
+    known_mask = _as_bool(known_mask)
+    s_max = math.inf if settings.s_max is None else settings.s_max
+    gamma_churn = min(settings.s_churn / steps, math.sqrt(2) - 1)
+    n = len(sigmas) - 1
+
+    def churn(s_cur: float, s_hat: float) -> Callable[[Tensor, Noise], Tensor]:
+        return lambda x, noise: x + math.sqrt(s_hat**2 - s_cur**2) * settings.s_noise * noise(x)
+
+    def update(s_hat: float, s_next: float) -> Callable[[DenoiseFn, Tensor, Noise], Tensor]:
+        def run(denoise_fn: DenoiseFn, x_hat: Tensor, noise: Noise) -> Tensor:
+            denoised = _denoise_at(denoise_fn, x_hat, s_hat)
+            if s_next == 0:  # the Euler step to σ = 0 lands on D(x̂; σ̂)
+                return denoised
+            d_cur = (x_hat - denoised) / s_hat
+            x = x_hat + (s_next - s_hat) * d_cur
+            if second_order:
+                d_next = (x - _denoise_at(denoise_fn, x, s_next)) / s_next
+                x = x_hat + (s_next - s_hat) * (0.5 * d_cur + 0.5 * d_next)
+            return x
+
+        return run
+
+    def write(s_next: float) -> Callable[[Tensor, Noise], Tensor]:
+        return lambda x, noise: clamp_known_sigma(x, s_next, known=known, known_mask=known_mask, clamp=clamp,
+                                                  noise=noise)
+
+    out = []
+    for i in range(n):
+        s_cur, s_next = sigmas[i], sigmas[i + 1]
+        gamma = gamma_churn if settings.s_churn > 0 and settings.s_min <= s_cur <= s_max else 0.0
+        s_hat = s_cur * (1 + gamma)
+        out.append(Step(update(s_hat, s_next), pre=churn(s_cur, s_hat) if gamma > 0 else None,
+                        post=None if i == n - 1 and not clamp_final else write(s_next)))
+    return Plan(tuple(out), sigmas[0])
 
 
 @torch.no_grad()
@@ -169,35 +239,8 @@ def edm_sample(
     (`clamp_known_sigma`); the last step (σ_N = 0) returns D, with known pixels written in unless
     clamp_final=False (the model's own last estimate).
     """
-    sigmas = sigma_steps(steps, settings.sigma_min, settings.sigma_max, settings.rho)
+    plan = edm_plan(steps, settings, known=known, known_mask=known_mask, clamp=clamp, clamp_final=clamp_final,
+                    second_order=second_order)
     like = torch.empty(0, device=device) if x_T is None else x_T
-    x = x_T.clone() if x_T is not None else sigmas[0] * _randn(shape, like, generator)
-    known_mask = _as_bool(known_mask)
-    s_max = math.inf if settings.s_max is None else settings.s_max
-    gamma_churn = min(settings.s_churn / steps, math.sqrt(2) - 1)
-    n = len(sigmas) - 1
-
-    def d(x_: Tensor, s: float) -> Tensor:
-        sigma = torch.full((x_.shape[0],), s, device=x_.device, dtype=torch.float32)
-        return denoise_fn(x_, sigma).to(x_.dtype)
-
-    for i in range(n):
-        s_cur, s_next = sigmas[i], sigmas[i + 1]
-        gamma = gamma_churn if settings.s_churn > 0 and settings.s_min <= s_cur <= s_max else 0.0
-        s_hat = s_cur * (1 + gamma)
-        x_hat = x
-        if gamma > 0:
-            x_hat = x + math.sqrt(s_hat**2 - s_cur**2) * settings.s_noise * _randn(x.shape, x, generator)
-        denoised = d(x_hat, s_hat)
-        if s_next == 0:  # the Euler step to σ = 0 lands on D(x̂; σ̂)
-            x = denoised
-        else:
-            d_cur = (x_hat - denoised) / s_hat
-            x = x_hat + (s_next - s_hat) * d_cur
-            if second_order:
-                d_next = (x - d(x, s_next)) / s_next
-                x = x_hat + (s_next - s_hat) * (0.5 * d_cur + 0.5 * d_next)
-        if i == n - 1 and not clamp_final:
-            break
-        x = clamp_known_sigma(x, s_next, known=known, known_mask=known_mask, clamp=clamp, generator=generator)
-    return x
+    x = x_T.clone() if x_T is not None else plan.initial(shape, like, generator)
+    return run_plan(denoise_fn, plan, x, generator_noise(generator))
