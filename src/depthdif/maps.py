@@ -46,6 +46,7 @@ from depthdif.diffusion.tiled import Blend, Tiling, tiled_sample
 from depthdif.errors import ConfigError, DataError
 from depthdif.eval.baselines import BASELINES, fit_baseline
 from depthdif.inference import LoadedModel, SampleSettings, load_checkpoint, load_model, resolve_device
+from depthdif.inflation import inflate
 from depthdif.io import atomic_output, seed_for, sha256_file
 from depthdif.masks import make_mask
 from depthdif.reconstruction import ModelSpec, member_fn, sampler_plan, unet_residual
@@ -299,9 +300,11 @@ def map_learned(
     *,
     seed_parts: Sequence[Any],
     device: str = "auto",
+    inflation: Sequence[float] | None = None,
 ) -> MapFields:
     """A trained model's map (`map_model`), de-normalised; observed cells keep their observed values
-    exactly when the sampler clamps them. Deterministic given sample.seed and `seed_parts`."""
+    exactly when the sampler clamps them; `inflation`: the validation-fitted τ per level
+    (`depthdif.inflation`, as for the test samples). Deterministic given sample.seed and `seed_parts`."""
     ckpt = load_checkpoint(checkpoint)
     hp = ckpt["hparams"]
     spec = ModelSpec.from_hparams(hp)
@@ -322,7 +325,10 @@ def map_learned(
     members = 1 if spec.deterministic else int(settings.members)  # type: ignore[arg-type]
     generator = torch.Generator(device=dev).manual_seed(seed_for("map", sample.seed, *seed_parts))
     out = map_model(model, region, tiling, members=members, sample=sample, batch_windows=settings.batch_size,
-                    generator=generator).cpu().numpy()
+                    generator=generator)
+    if inflation is not None and members > 1:
+        out = inflate(out[None], inflation)[0]  # members about their mean, before observations are written
+    out = out.cpu().numpy()
     scale = np.asarray(hp["stats"]["std"], np.float32)[None, :, None, None]
     degc = (out * scale + np.asarray(hp["stats"]["mean"], np.float32)[None, :, None, None]).astype(np.float32)
     valid = np.isfinite(grid.y)
@@ -336,6 +342,7 @@ def map_learned(
         "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
         "config_hash": str(ckpt["config_hash"]), "global_step": int(ckpt["global_step"]),
         "n_members": members, "window_px": tiling.size, "stride_px": tiling.stride, "n_windows": len(tiling),
+        "inflation": "none" if inflation is None else " ".join(f"{v:.6g}" for v in inflation),
     }
     if not spec.deterministic:
         diffusion = spec.model.diffusion
@@ -469,6 +476,7 @@ def run_map(
     train_dir: str | os.PathLike[str] | None = None,
     baseline_cfg: Mapping[str, Any] | None = None,
     device: str = "auto",
+    inflation: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """The map of `method` at `period` (the map_region rule): grid as patch extraction reads it,
     the scenario's observations simulated on the full region, the map, its netCDF. Returns a summary."""
@@ -489,7 +497,7 @@ def run_map(
         if checkpoint is None or sample_cfg is None:
             raise ValueError(f"method {method!r} needs its model.ckpt and the sample section")
         fields = map_learned(checkpoint, grid, obs, stats, settings, SampleSettings.from_cfg(sample_cfg),
-                             seed_parts=(scenario, method, period), device=device)
+                             seed_parts=(scenario, method, period), device=device, inflation=inflation)
     else:
         if baseline_cfg is None:
             raise ValueError(f"method {method!r} needs its evaluate section")

@@ -155,6 +155,12 @@ def map_inputs(wildcards):
             scenario=scenario,
             learned=wildcards.method,
         )[0]
+        if wildcards.method in config["sample"]["inflation_methods"]:
+            inputs["inflation"] = expand(
+                rules.calibrate_ensemble.output.inflation,
+                scenario=scenario,
+                learned=wildcards.method,
+            )[0]
     elif wildcards.method != "idw":
         inputs["train"] = shards("train", scenario)
     argo = user_files(f"scenarios.{scenario}.argo_paths")

@@ -11,6 +11,7 @@ from depthdif.logs import log_to  # noqa: E402
 
 # Small convolutions scale badly across threads; Snakemake runs one job per core instead.
 torch.set_num_threads(snakemake.threads)
+from depthdif.inflation import Inflation  # noqa: E402
 from depthdif.io import read_json  # noqa: E402
 from depthdif.maps import run_map  # noqa: E402
 from depthdif.params import complete  # noqa: E402
@@ -37,5 +38,7 @@ with log_to(snakemake.log[0]) as log:
         sample_cfg=complete(sections["sample"], runtime, "sample") if "sample" in sections else None,
         train_dir=snakemake.input.get("train"),
         baseline_cfg=sections.get("baseline"),
+        inflation=Inflation.from_json(snakemake.input.inflation).factors if "inflation" in snakemake.input.keys()
+        else None,
     )
     log.info("map finished: %s", result)
