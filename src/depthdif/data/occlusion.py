@@ -1,24 +1,43 @@
 """Occlusion shards of one scenario and split, built from the period patch files.
 
 Rows of the split in index.parquet (sorted by patch_id), patch arrays from the period npz
-files, the scenario's observation mask (`depthdif.masks.make_mask`) and the train
-statistics of stats.json; written in the shard format of `depthdif.shards`.
+files, the train statistics of stats.json and the observations: the scenario's observation
+mask over the truth (`depthdif.masks.make_mask`), or for mode argo_profiles real Argo profiles
+binned on each patch (`depthdif.data.profiles`); written in the shard format of `depthdif.shards`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from depthdif.data.argo import argo_profiles, read_argo_tracks
+from depthdif.data.periods import is_index_period
+from depthdif.data.profiles import (
+    SALINITY_FALLBACK,
+    SURFACE_WITHIN_M,
+    ProfileLevels,
+    grid_observations,
+    in_month,
+    inside_grid,
+    profiles_on_levels,
+)
 from depthdif.errors import ConfigError, DataError, NoPatchesError
 from depthdif.io import atomic_output, read_json
 from depthdif.masks import make_mask
 from depthdif.shards import ShardWriter, manifest_head, normalise
+
+log = logging.getLogger(__name__)
+
+#: the mode whose x and A come from real Argo profiles instead of the truth
+ARGO_PROFILES = "argo_profiles"
 
 
 def _load_period(path: Path) -> dict[str, np.ndarray]:
@@ -48,18 +67,15 @@ def _normalise_period(
     data: dict[str, np.ndarray],
     sel: np.ndarray,
     stats: Mapping[str, Any],
-    observed: np.ndarray,
     path: Path,
 ) -> dict[str, np.ndarray]:
-    """Contract arrays for patches `sel` of one period file: y_n = (y-mean)/std (0 invalid), x = A * y_n."""
+    """Contract arrays but x, x_valid for patches `sel` of one period file: y_n = (y-mean)/std (0 invalid)."""
     y = data["y"][sel].astype(np.float32)
     valid = np.isfinite(y)
     y_n = np.where(valid, normalise(y, stats, 1), 0.0).astype(np.float32)
-    a = observed[:, None] & valid
     out = {
-        "y": y_n, "y_valid": valid, "x": np.where(a, y_n, 0.0).astype(np.float32), "x_valid": a,
-        "land": ~valid[:, 0], "lat": data["lat"][sel], "lon": data["lon"][sel], "time": data["time"][sel],
-        "patch_id": data["patch_id"][sel],
+        "y": y_n, "y_valid": valid, "land": ~valid[:, 0], "lat": data["lat"][sel], "lon": data["lon"][sel],
+        "time": data["time"][sel], "patch_id": data["patch_id"][sel],
     }
     if "eo" in data:
         if stats.get("eo_mean") is None or not stats.get("eo_std"):
@@ -69,6 +85,134 @@ def _normalise_period(
         eo_n = (eo - np.float32(stats["eo_mean"])) / np.float32(stats["eo_std"])
         out["eo"] = np.where(ok, eo_n, 0.0).astype(np.float32)
     return out
+
+
+def _masked_truth(chunk: dict[str, np.ndarray], observed: np.ndarray) -> dict[str, np.ndarray]:
+    """x = A * y_n with A = observed[None] & y_valid (a mask over the truth)."""
+    a = observed[:, None] & chunk["y_valid"]
+    return {**chunk, "x": np.where(a, chunk["y"], 0.0).astype(np.float32), "x_valid": a}
+
+
+@dataclass
+class _ArgoObservations:
+    """Argo profiles on the depth levels, binned patch by patch; running totals for the manifest."""
+
+    scenario: str
+    cfg: Mapping[str, Any]
+    frame: pd.DataFrame  # argo_profiles long form, read once
+    profiles: ProfileLevels | None = None  # once the depth levels are known
+    month: str | None = None
+    of_month: ProfileLevels | None = None  # the profiles of `month`
+    month_index: np.ndarray | None = None  # their indices in `profiles`
+    months: dict[str, int] = field(default_factory=dict)  # month -> profiles of that month
+    inside: set[int] = field(default_factory=set)  # profiles inside some patch of the split
+    dropped: int = 0
+    sums: np.ndarray | None = None  # (3, C): n, Σd, Σd² of d = obs - truth (degC) at A
+    outside_valid: np.ndarray | None = None  # (C,) profile-cell observations where the truth is invalid
+
+    @classmethod
+    def read(cls, scenario: str, cfg: Mapping[str, Any]) -> _ArgoObservations:
+        if not cfg.get("argo_paths"):
+            raise ConfigError(f"scenario {scenario!r} has mode {ARGO_PROFILES} but scenarios.{scenario}.argo_paths "
+                              "is empty; point it at GDAC *_prof.nc files")
+        frame = argo_profiles(cfg["argo_paths"])
+        if frame.empty:
+            raise DataError(f"scenarios.{scenario}.argo_paths={cfg['argo_paths']!r} has no profile with good "
+                            "position/time/temperature QC")
+        return cls(scenario, cfg, frame)
+
+    @property
+    def min_observed(self) -> int:
+        return int(self.cfg.get("min_observed_pixels", 1))
+
+    def _on_levels(self, depth: np.ndarray) -> ProfileLevels:
+        if self.profiles is None:
+            self.profiles = profiles_on_levels(
+                self.frame, depth, surface_within_m=float(self.cfg.get("surface_within_m", SURFACE_WITHIN_M)),
+                salinity_fallback=float(self.cfg.get("salinity_fallback", SALINITY_FALLBACK)),
+            )
+            self.frame = self.frame.iloc[:0]  # the long form is no longer needed: free it
+            self.sums = np.zeros((3, len(depth)))
+            self.outside_valid = np.zeros(len(depth), np.int64)
+            log.info("scenario %s: %d Argo profiles observe a depth level; SP source of their levels: %s",
+                     self.scenario, len(self.profiles), self.profiles.salinity)
+        return self.profiles
+
+    def _select_month(self, profiles: ProfileLevels, month: str) -> ProfileLevels:
+        if month != self.month:
+            keep = in_month(profiles.time, month)
+            self.month, self.of_month, self.month_index = month, profiles.subset(keep), np.flatnonzero(keep)
+            self.months[month] = int(keep.sum())
+        assert self.of_month is not None
+        return self.of_month
+
+    def observe(self, data: dict[str, np.ndarray], sel: np.ndarray, period: str, path: Path
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(obs degC (n,C,H,W), count (n,C,H,W)) of the patches `sel`, each from the profiles of its month."""
+        if is_index_period(period):
+            raise DataError(f"{path}: period {period!r} is a time index, not a month, so mode {ARGO_PROFILES} "
+                            f"(scenario {self.scenario!r}) cannot match Argo profiles to it; use monthly "
+                            "data.periods ('YYYY-MM') with a datetime time axis")
+        profiles = self._on_levels(data["depth"])
+        obs, count = [], []
+        for i in sel:
+            # the patch's own time picks the month: a May 2016 profile observes the May 2016 field
+            month = str(np.datetime64(int(data["time"][i]), "s").astype("datetime64[M]"))
+            of_month = self._select_month(profiles, month)
+            o, c = grid_observations(of_month, month, data["lat"][i], data["lon"][i])
+            obs.append(o)
+            count.append(c)
+            assert self.month_index is not None
+            self.inside.update(self.month_index[inside_grid(of_month, month, data["lat"][i], data["lon"][i])].tolist())
+        return np.stack(obs), np.stack(count)
+
+    def chunk(self, chunk: dict[str, np.ndarray], obs: np.ndarray, count: np.ndarray, y_degc: np.ndarray,
+              stats: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """x = normalised observations, A = observed & y_valid, obs_count; patches below min_observed_pixels dropped."""
+        assert self.sums is not None and self.outside_valid is not None
+        valid = chunk["y_valid"]
+        a = np.isfinite(obs) & valid
+        keep = a.any(axis=1).sum(axis=(1, 2)) >= self.min_observed
+        self.dropped += int((~keep).sum())
+        a, obs, count, y_degc, valid = a[keep], obs[keep], count[keep], y_degc[keep], valid[keep]
+        self.outside_valid += (count * ~valid).sum(axis=(0, 2, 3))
+        d = np.where(a, obs - y_degc, 0.0)
+        self.sums += np.stack([a.sum(axis=(0, 2, 3)), d.sum(axis=(0, 2, 3)), (d * d).sum(axis=(0, 2, 3))])
+        x = np.where(a, normalise(np.where(a, obs, 0.0), stats, 1), 0.0).astype(np.float32)
+        kept = {k: v[keep] for k, v in chunk.items()}
+        return {**kept, "x": x, "x_valid": a, "obs_count": np.where(a, count, 0)}
+
+    def manifest(self, depth: Sequence[float]) -> dict[str, Any]:
+        """obs_minus_truth per level (degC at A; std with ddof 0; None where n = 0) and the profile counts."""
+        assert self.sums is not None and self.outside_valid is not None and self.profiles is not None
+        n, total, squares = self.sums
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = total / n
+            std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+        stat = {
+            "depth": [float(x) for x in depth], "n": [int(x) for x in n],
+            "mean": [float(x) if k > 0 else None for x, k in zip(mean, n)],
+            "std": [float(x) if k > 0 else None for x, k in zip(std, n)],
+        }
+        summary = {
+            "profiles_read": len(self.profiles), "profiles_in_months": sum(self.months.values()),
+            "profiles_in_patches": len(self.inside), "patches_dropped": self.dropped,
+            "min_observed_pixels": self.min_observed, "salinity_levels": dict(self.profiles.salinity),
+            "observations_outside_valid": [int(x) for x in self.outside_valid],
+        }
+        return {"obs_minus_truth": stat, "argo_profiles": summary}
+
+    def no_patches(self, split: str, n_rows: int) -> NoPatchesError:
+        months = sorted(self.months)
+        read = len(self.profiles) if self.profiles is not None else 0
+        return NoPatchesError(
+            f"scenario {self.scenario!r}, split {split!r}: none of its {n_rows} patches has >= {self.min_observed} "
+            f"cells observed by Argo profiles (scenarios.{self.scenario}.min_observed_pixels); of the {read} "
+            f"profiles read from scenarios.{self.scenario}.argo_paths, {sum(self.months.values())} fall in the "
+            f"split's months {months[:3]}{'...' if len(months) > 3 else ''} and {len(self.inside)} inside its "
+            "patches. Add Argo files of data.region and data.periods to argo_paths, lower min_observed_pixels, "
+            "or enlarge data.region / data.periods"
+        )
 
 
 def write_split_shards(
@@ -84,9 +228,14 @@ def write_split_shards(
     """Occlusion shards of one split and scenario, streamed period file by period file.
 
     Rows of `split` in index.parquet, sorted by patch_id; patch arrays from the period npz
-    whose file stem is the row's `period`. ocean = isfinite(y[:, 0]); observed from
-    `depthdif.masks.make_mask(scenario_cfg["mode"], ...)`; A = observed[None] & y_valid;
-    y normalised with stats.json. Returns a summary (n, n_shards, observed/hidden fraction).
+    whose file stem is the row's `period`; y normalised with stats.json. The mask modes:
+    ocean = isfinite(y[:, 0]); observed from `depthdif.masks.make_mask(scenario_cfg["mode"], ...)`;
+    A = observed[None] & y_valid; x = A * y_n. Mode argo_profiles: the Argo profiles (read once)
+    of each patch's month binned on its grid (`depthdif.data.profiles`); A = observed & y_valid
+    per level, x = the normalised observations (not the truth), obs_count = profiles per cell and
+    level at A; patches with fewer than min_observed_pixels cells observed at some level are left
+    out; the manifest records obs - truth per level (degC) at A (`obs_minus_truth`).
+    Returns a summary (n, n_shards, observed/hidden fraction).
     """
     index_path, stats_path = Path(index_path), Path(stats_path)
     rows = _read_split_rows(index_path, split)
@@ -99,11 +248,11 @@ def write_split_shards(
     stats = read_json(stats_path)
     if any(s <= 0 for s in stats["std"]):
         raise DataError(f"{stats_path} has a non-positive std {stats['std']}; check the train patches")
-    mode, fraction, seed = scenario_cfg["mode"], float(scenario_cfg["fraction"]), int(scenario_cfg["seed"])
+    mode, seed = scenario_cfg["mode"], int(scenario_cfg.get("seed", 0))
+    argo = _ArgoObservations.read(scenario, scenario_cfg) if mode == ARGO_PROFILES else None
+    fraction = float(scenario_cfg["fraction"]) if argo is None else float("nan")
     tracks = None
     if mode == "argo":
-        from depthdif.data.argo import read_argo_tracks
-
         if not scenario_cfg.get("argo_paths"):
             raise ConfigError(f"scenario {scenario!r} has mode argo but scenarios.{scenario}.argo_paths is empty; "
                             "point it at GDAC *_prof.nc files")
@@ -118,7 +267,8 @@ def write_split_shards(
         # consecutive runs of one period: each period file is loaded once, in patch_id order
         runs = (rows["period"] != rows["period"].shift()).cumsum()
         for _, run in rows.groupby(runs, sort=False):
-            path = files[run["period"].iloc[0]]
+            period = run["period"].iloc[0]
+            path = files[period]
             data = _load_period(path)
             if len(stats["mean"]) != data["y"].shape[1]:
                 raise DataError(f"{path} has {data['y'].shape[1]} depth channels but {stats_path} has "
@@ -130,13 +280,18 @@ def write_split_shards(
                 raise DataError(f"{path} lacks patches {absent[:3]} listed in {index_path}; "
                                 "rerun rules extract_patches and gather_patches")
             sel = where.loc[run["patch_id"]].to_numpy()
-            observed = np.stack([
-                make_mask(mode, np.isfinite(data["y"][i, 0]), fraction, seed, str(data["patch_id"][i]),
-                          dict(scenario_cfg), lat=data["lat"][i], lon=data["lon"][i], time=data["time"][i],
-                          argo_tracks=tracks)
-                for i in sel
-            ])
-            chunk = _normalise_period(data, sel, stats, observed, path)
+            chunk = _normalise_period(data, sel, stats, path)
+            if argo is not None:
+                obs, count = argo.observe(data, sel, period, path)
+                chunk = argo.chunk(chunk, obs, count, data["y"][sel].astype(np.float64), stats)
+            else:
+                observed = np.stack([
+                    make_mask(mode, np.isfinite(data["y"][i, 0]), fraction, seed, str(data["patch_id"][i]),
+                              dict(scenario_cfg), lat=data["lat"][i], lon=data["lon"][i], time=data["time"][i],
+                              argo_tracks=tracks)
+                    for i in sel
+                ])
+                chunk = _masked_truth(chunk, observed)
             try:
                 writer.add(chunk)
             except ValueError as exc:
@@ -144,9 +299,16 @@ def write_split_shards(
                     f"{path} does not match the earlier patch files: {exc}; rerun rule extract_patches"
                 ) from exc
             del data, chunk
-        manifest = writer.finish(**manifest_head(scenario, split, stats, depth or [], scenario_cfg))
+        extra: dict[str, Any] = {}
+        if argo is not None:
+            if writer.n == 0:
+                raise argo.no_patches(split, len(rows))
+            extra = argo.manifest(depth or [])
+            log.info("scenario %s, split %s: %s; obs - truth (degC) per level: %s",
+                     scenario, split, extra["argo_profiles"], extra["obs_minus_truth"])
+        manifest = writer.finish(**manifest_head(scenario, split, stats, depth or [], scenario_cfg), **extra)
     return {
         "scenario": scenario, "split": split, "n": manifest["n"], "n_shards": len(manifest["shards"]),
         "observed_fraction": manifest["observed_fraction"], "hidden_fraction": manifest["hidden_fraction"],
-        "out_dir": str(out_dir),
+        "out_dir": str(out_dir), **extra,
     }
