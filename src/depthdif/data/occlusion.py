@@ -44,6 +44,13 @@ def _read_split_rows(index_path: Path, split: str) -> pd.DataFrame:
     return rows
 
 
+def observation_mask(observed: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A = observed & valid, per depth level: `observed` (n,C,H,W) is a per-level mask (a profile
+    covers only the levels it measured); (n,H,W) is shared by the column and broadcast."""
+    per_level = observed if observed.ndim == valid.ndim else observed[:, None]
+    return per_level & valid
+
+
 def _normalise_period(
     data: dict[str, np.ndarray],
     sel: np.ndarray,
@@ -51,11 +58,12 @@ def _normalise_period(
     observed: np.ndarray,
     path: Path,
 ) -> dict[str, np.ndarray]:
-    """Contract arrays for patches `sel` of one period file: y_n = (y-mean)/std (0 invalid), x = A * y_n."""
+    """Contract arrays for patches `sel` of one period file: y_n = (y-mean)/std (0 invalid), x = A * y_n,
+    A = `observation_mask(observed, valid)`."""
     y = data["y"][sel].astype(np.float32)
     valid = np.isfinite(y)
     y_n = np.where(valid, normalise(y, stats, 1), 0.0).astype(np.float32)
-    a = observed[:, None] & valid
+    a = observation_mask(observed, valid)
     out = {
         "y": y_n, "y_valid": valid, "x": np.where(a, y_n, 0.0).astype(np.float32), "x_valid": a,
         "land": ~valid[:, 0], "lat": data["lat"][sel], "lon": data["lon"][sel], "time": data["time"][sel],
@@ -85,7 +93,8 @@ def write_split_shards(
 
     Rows of `split` in index.parquet, sorted by patch_id; patch arrays from the period npz
     whose file stem is the row's `period`. ocean = isfinite(y[:, 0]); observed from
-    `depthdif.masks.make_mask(scenario_cfg["mode"], ...)`; A = observed[None] & y_valid;
+    `depthdif.masks.make_mask(scenario_cfg["mode"], ...)` ((H,W): the whole valid column, or (C,H,W)
+    per level); A = `observation_mask(observed, y_valid)`;
     y normalised with stats.json. Returns a summary (n, n_shards, observed/hidden fraction).
     """
     index_path, stats_path = Path(index_path), Path(stats_path)
