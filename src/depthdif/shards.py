@@ -106,7 +106,7 @@ class ShardWriter:
         self.shards: list[dict[str, Any]] = []
         self.shape: tuple[int, int, int] | None = None  # (C, H, W)
         self.optional: frozenset[str] | None = None  # optional arrays every chunk must have
-        self.observed_sum = 0.0  # sum over samples of surface observed / surface ocean
+        self.observed_sum = 0.0  # sum over samples of observed positions / surface ocean
         self.n = 0
 
     def add(self, arrays: Mapping[str, np.ndarray]) -> None:
@@ -122,7 +122,9 @@ class ShardWriter:
             return
         chunk = {k: _as_contract(k, v) for k, v in arrays.items()}
         ocean = chunk["land"] == 0
-        observed = chunk["x_valid"][:, 0].astype(bool) & ocean
+        # a position counts as observed when any level is (per-level A: a profile may miss the
+        # surface); for a column-shared A this is the surface mask, as before
+        observed = chunk["x_valid"].astype(bool).any(axis=1) & ocean
         n_ocean = ocean.sum(axis=(1, 2))
         self.observed_sum += float(np.sum(observed.sum(axis=(1, 2)) / np.maximum(n_ocean, 1)))
         self.n += n
@@ -184,7 +186,7 @@ def save_shards(
     """Write already-normalised shard `arrays` (names/shapes of the contract) to `out_dir`.
 
     Arrays are cast to the contract dtypes (masks: nonzero -> 1). The manifest records
-    `observed_fraction` = mean over samples of |surface observed| / |surface ocean|.
+    `observed_fraction` = mean over samples of |positions observed at any level| / |surface ocean|.
     """
     with atomic_output(out_dir) as tmp:
         writer = ShardWriter(tmp, shard_size)

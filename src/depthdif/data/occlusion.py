@@ -63,6 +63,13 @@ def _read_split_rows(index_path: Path, split: str) -> pd.DataFrame:
     return rows
 
 
+def observation_mask(observed: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A = observed & valid, per depth level: `observed` (n,C,H,W) is a per-level mask (a profile
+    covers only the levels it measured); (n,H,W) is shared by the column and broadcast."""
+    per_level = observed if observed.ndim == valid.ndim else observed[:, None]
+    return per_level & valid
+
+
 def _normalise_period(
     data: dict[str, np.ndarray],
     sel: np.ndarray,
@@ -88,8 +95,8 @@ def _normalise_period(
 
 
 def _masked_truth(chunk: dict[str, np.ndarray], observed: np.ndarray) -> dict[str, np.ndarray]:
-    """x = A * y_n with A = observed[None] & y_valid (a mask over the truth)."""
-    a = observed[:, None] & chunk["y_valid"]
+    """x = A * y_n with A = `observation_mask(observed, y_valid)` (a mask over the truth)."""
+    a = observation_mask(observed, chunk["y_valid"])
     return {**chunk, "x": np.where(a, chunk["y"], 0.0).astype(np.float32), "x_valid": a}
 
 
@@ -229,8 +236,9 @@ def write_split_shards(
 
     Rows of `split` in index.parquet, sorted by patch_id; patch arrays from the period npz
     whose file stem is the row's `period`; y normalised with stats.json. The mask modes:
-    ocean = isfinite(y[:, 0]); observed from `depthdif.masks.make_mask(scenario_cfg["mode"], ...)`;
-    A = observed[None] & y_valid; x = A * y_n. Mode argo_profiles: the Argo profiles (read once)
+    ocean = isfinite(y[:, 0]); observed from `depthdif.masks.make_mask(scenario_cfg["mode"], ...)`
+    ((H,W): the whole valid column, or (C,H,W) per level); A = `observation_mask(observed, y_valid)`;
+    x = A * y_n. Mode argo_profiles: the Argo profiles (read once)
     of each patch's month binned on its grid (`depthdif.data.profiles`); A = observed & y_valid
     per level, x = the normalised observations (not the truth), obs_count = profiles per cell and
     level at A; patches with fewer than min_observed_pixels cells observed at some level are left

@@ -260,11 +260,14 @@ def fit_observation_prior(
         prior = fit_prior(
             fields, valid, observed, arrays.get("eo"), arrays["land"].astype(bool),
             covariance=first_guess.covariance, max_fit_patches=first_guess.max_fit_patches,
-            scale_mode=first_guess.residual_scale, scale_floor=first_guess.scale_floor, exact=first_guess.nugget == "zero",
+            scale_mode=first_guess.residual_scale, scale_floor=first_guess.scale_floor,
+            exact=first_guess.nugget == "zero",
             support=arrays["y_valid"].astype(bool),  # the ocean: geometry, not values
         )
     except DataError as exc:
-        raise DataError(f"model.first_guess: cannot fit the OI covariance on {train_dir} ({exc})") from exc
+        hint = "; the ambient objective fits it on the observations, so every depth level needs some" \
+            if objective == "ambient" else ""
+        raise DataError(f"model.first_guess: cannot fit the OI covariance on {train_dir} ({exc}){hint}") from exc
     log.info("first guess (%s, fitted on %s): %s", first_guess.method,
              "observations" if objective == "ambient" else "truth", prior.to_dict())
     return prior
