@@ -15,7 +15,8 @@ from depthdif.errors import ConfigError
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 #: the scenario mode whose observations are real Argo profiles (no fraction; its own keys below)
 ARGO_PROFILES = "argo_profiles"
-ARGO_PROFILES_KEYS = ("surface_within_m", "salinity_fallback", "min_observed_pixels")
+ARGO_PROFILES_KEYS = ("surface_within_m", "salinity_fallback", "min_observed_pixels", "holdout_floats",
+                      "holdout_seed")
 
 
 def _with_defaults(validator_class: type) -> type:

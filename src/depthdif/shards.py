@@ -3,7 +3,7 @@
 Layout (docs/architecture.md, "Shards")::
 
     {out_dir}/manifest.json
-    {out_dir}/shard-0000/{y,y_valid,x,x_valid,land,eo?,obs_count?,lat,lon,time,patch_id}.npy
+    {out_dir}/shard-0000/{y,y_valid,x,x_valid,land,eo?,obs_count?,holdout*?,lat,lon,time,patch_id}.npy
 
 The whole folder is written atomically (`depthdif.io.atomic_output` on the directory).
 The manifest records the sha256 of every array file; a job that reads shards checks them
@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,21 @@ ARRAY_SPECS: dict[str, tuple[np.dtype, int]] = {
     "eo": (np.dtype(np.float32), 4),
     # profiles averaged into each observed cell and level (scenario mode argo_profiles)
     "obs_count": (np.dtype(np.uint16), 4),
+    # leave-floats-out validation (argo_profiles with holdout_floats > 0): the withheld floats' observations,
+    # normalised like y (0 elsewhere), where they are, and which withheld float (manifest holdout.platforms_withheld)
+    "holdout": (np.dtype(np.float32), 4),
+    "holdout_valid": (np.dtype(np.uint8), 4),
+    "holdout_float": (np.dtype(np.int32), 4),
     "lat": (np.dtype(np.float32), 2),
     "lon": (np.dtype(np.float32), 2),
     "time": (np.dtype(np.int64), 1),
     "patch_id": (np.dtype("<U64"), 1),
 }
 #: optional array -> the manifest flag that says a folder has it (absent flag: False, e.g. older folders)
-OPTIONAL = {"eo": "has_eo", "obs_count": "has_obs_count"}
+OPTIONAL = {"eo": "has_eo", "obs_count": "has_obs_count", "holdout": "has_holdout", "holdout_valid": "has_holdout",
+            "holdout_float": "has_holdout"}
+#: optional arrays that come together or not at all
+HOLDOUT = ("holdout", "holdout_valid", "holdout_float")
 REQUIRED = tuple(k for k in ARRAY_SPECS if k not in OPTIONAL)
 
 
@@ -70,8 +79,11 @@ def _check_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[int, int, int, int,
     expected = {
         "y": (n, c, h, w), "y_valid": (n, c, h, w), "x": (n, c, h, w), "x_valid": (n, c, h, w),
         "land": (n, h, w), "eo": (n, 1, h, w), "obs_count": (n, c, h, w), "lat": (n, h), "lon": (n, w), "time": (n,),
-        "patch_id": (n,),
+        "patch_id": (n,), **{k: (n, c, h, w) for k in HOLDOUT},
     }
+    present = [k for k in HOLDOUT if k in arrays]
+    if present and len(present) != len(HOLDOUT):
+        raise ValueError(f"shard arrays {present} come only with all of {list(HOLDOUT)}")
     for name, arr in arrays.items():
         if tuple(np.shape(arr)) != expected[name]:
             raise ValueError(f"shard array {name!r} has shape {np.shape(arr)}, expected {expected[name]}")
@@ -340,3 +352,32 @@ def load_degc(folder: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
     return out, manifest
 
 
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The withheld floats' observations of a shard folder in degC (leave-floats-out validation)."""
+
+    values: np.ndarray  # (N,C,H,W) float64 degC, NaN off `valid`
+    valid: np.ndarray  # (N,C,H,W) bool: a withheld observation to score
+    float_id: np.ndarray  # (N,C,H,W) int32: index into info["platforms_withheld"], -1 off `valid`
+    info: dict[str, Any]  # the manifest's "holdout" entry (withheld floats, counts)
+
+
+def load_holdout(folder: str | os.PathLike[str]) -> Holdout | None:
+    """The holdout arrays of a shard folder (`Holdout`, values de-normalised with the manifest stats), or
+    None for a folder without them (every scenario but argo_profiles with holdout_floats > 0)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if not manifest.get("has_holdout", False):
+        return None
+    if not isinstance(manifest.get("holdout"), dict):
+        raise DataError(f"{folder / MANIFEST} has holdout arrays but no 'holdout' entry; {RERUN}")
+    arrays = {
+        name: np.concatenate([load_array(folder / s["name"] / f"{name}.npy", mmap=False) for s in manifest["shards"]])
+        for name in HOLDOUT
+    }
+    valid = arrays["holdout_valid"].astype(bool)
+    values = np.where(valid, denormalise(arrays["holdout"], manifest["stats"], 1, np.float64), np.nan)
+    return Holdout(values, valid, np.where(valid, arrays["holdout_float"], -1).astype(np.int32),
+                   dict(manifest["holdout"]))

@@ -257,12 +257,21 @@ def in_month(time: np.ndarray, period: str) -> np.ndarray:
     return (t >= start.astype("datetime64[ns]")) & (t < (start + 1).astype("datetime64[ns]"))
 
 
-def inside_grid(profiles: ProfileLevels, period: str, grid_lat: np.ndarray, grid_lon: np.ndarray) -> np.ndarray:
-    """(P,) bool: the profile is of month `period` and lies in a cell of the grid (binned by step 4)."""
+def profile_cells(
+    profiles: ProfileLevels, period: str, grid_lat: np.ndarray, grid_lon: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) (P,) int of the cell each profile is binned into by step 4; both -1 for a profile
+    outside the grid or not of month `period`."""
     sel = in_month(profiles.time, period)
     i = _cell_index(profiles.lat, grid_lat, "latitude", wrap=False)
     j = _cell_index(profiles.lon, grid_lon, "longitude", wrap=True)
-    return sel & (i >= 0) & (j >= 0)
+    inside = sel & (i >= 0) & (j >= 0)
+    return np.where(inside, i, -1), np.where(inside, j, -1)
+
+
+def inside_grid(profiles: ProfileLevels, period: str, grid_lat: np.ndarray, grid_lon: np.ndarray) -> np.ndarray:
+    """(P,) bool: the profile is of month `period` and lies in a cell of the grid (binned by step 4)."""
+    return profile_cells(profiles, period, grid_lat, grid_lon)[0] >= 0
 
 
 def grid_observations(
