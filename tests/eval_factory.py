@@ -18,8 +18,11 @@ EPOCH_2015 = 1420070400
 DEPTHS = (0.494, 47.37, 155.85, 318.13)
 
 
-def tiny_truth(n: int, channels: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(truth degC with NaN, valid, observed): smooth fields, a land corner growing with depth, ~10 % observed."""
+def tiny_truth(
+    n: int, channels: int, size: int, seed: int, per_level: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(truth degC with NaN, valid, observed): smooth fields, a land corner growing with depth, ~10 % observed
+    (whole columns; `per_level`: an independent draw per level, and level 0 of patch 0 unobserved)."""
     rng = np.random.default_rng(seed_for("eval_factory", seed))
     truth = np.empty((n, channels, size, size))
     for i in range(n):
@@ -33,7 +36,9 @@ def tiny_truth(n: int, channels: int, size: int, seed: int) -> tuple[np.ndarray,
     for k in range(channels):
         valid[:, k] = ~(ndimage.binary_dilation(land, iterations=k) if k else land)
     truth[~valid] = np.nan
-    observed = (rng.random((n, 1, size, size)) < 0.1) & valid
+    observed = (rng.random((n, channels if per_level else 1, size, size)) < 0.1) & valid
+    if per_level:
+        observed[0, 0] = False
     return truth, valid, observed
 
 
@@ -49,12 +54,14 @@ def write_tiny_samples(
     noise: float = 0.5,
     seed: int = 0,
     gaussian: float | None = None,
+    per_level: bool = False,
 ) -> Path:
     """Samples netCDF: truth from `tiny_truth(seed)`; prediction = truth + N(0, noise) on hidden
     pixels (exact where observed); with `members` >= 2, members = truth + N(0, noise) and
     pred/std their mean/std (a calibrated-ish ensemble); with `gaussian`, std = `gaussian` everywhere
-    and the file says it is a Gaussian predictive std (like oi): `gaussian` = `noise` is calibrated."""
-    truth, valid, observed = tiny_truth(n, channels, size, seed)
+    and the file says it is a Gaussian predictive std (like oi): `gaussian` = `noise` is calibrated;
+    `per_level`: the per-level observation mask of `tiny_truth`."""
+    truth, valid, observed = tiny_truth(n, channels, size, seed, per_level)
     rng = np.random.default_rng(seed_for("eval_factory_pred", method, seed))
     filled = np.nan_to_num(truth, nan=0.0)
     ens = None

@@ -7,7 +7,10 @@ Fields: per channel a depth-decreasing mean (~18 degC at the surface to ~12 degC
 deepest level) + a few low-wavenumber sinusoids whose amplitude decays with depth, so
 the overall mean is ~15 degC and std ~3. Land is a disc near a corner; deeper levels lose
 the pixels within `c` px of land (sea floor). Observed = iid ocean pixels, hidden share
-`fraction` (exact count, at least one observed pixel).
+`fraction` (exact count, at least one observed pixel), each observing its whole valid column;
+with `per_level=True` each observed position is a profile over levels shallowest..deepest
+(`profile_levels`): patch 0 has no observation at level 0, the others miss it at about half
+their positions.
 """
 
 from __future__ import annotations
@@ -76,6 +79,18 @@ def iid_observed(ocean: np.ndarray, fraction: float, rng: np.random.Generator) -
     return observed.reshape(ocean.shape)
 
 
+def profile_levels(observed: np.ndarray, channels: int, rng: np.random.Generator,
+                   *, skip_surface: bool) -> np.ndarray:
+    """(C,H,W) per-level mask from observed positions (H,W): each position covers the levels
+    shallowest..deepest, shallowest in {0, 1} (1 everywhere with `skip_surface`, when C > 1),
+    deepest uniform in shallowest..C-1, like Argo profiles between their first and last good value."""
+    top = np.ones(observed.shape, int) if skip_surface and channels > 1 else rng.integers(0, min(2, channels),
+                                                                                          observed.shape)
+    bottom = rng.integers(top, channels)
+    level = np.arange(channels)[:, None, None]
+    return observed[None] & (level >= top[None]) & (level <= bottom[None])
+
+
 def make_shards(
     tmp_path: Path,
     *,
@@ -88,10 +103,12 @@ def make_shards(
     fraction: float = 0.9,
     seed: int = 0,
     shard_size: int | None = None,
+    per_level: bool = False,
 ) -> Path:
     """Build and save a shard folder at `tmp_path/shards/{scenario}/{split}`; return it.
 
-    `shard_size` defaults to ceil(n/2) so the folder has two shards (exercises concatenation).
+    `shard_size` defaults to ceil(n/2) so the folder has two shards (exercises concatenation);
+    `per_level`: A from `profile_levels` (a per-level mask) instead of whole columns.
     """
     raw = make_fields(n, channels, size, seed)
     y = raw["y"]
@@ -109,7 +126,11 @@ def make_shards(
     land = ~valid[:, 0]
     rng = np.random.default_rng(seed_for("shard_factory_mask", seed))
     observed = np.stack([iid_observed(~land[i], fraction, rng) for i in range(n)])
-    a = observed[:, None] & valid
+    if per_level:
+        levels_rng = np.random.default_rng(seed_for("shard_factory_levels", seed))
+        observed = np.stack([profile_levels(observed[i], channels, levels_rng, skip_surface=i == 0)
+                             for i in range(n)])
+    a = (observed if per_level else observed[:, None]) & valid
     arrays = {
         "y": y_norm, "y_valid": valid, "x": np.where(a, y_norm, 0.0).astype(np.float32), "x_valid": a,
         "land": land, "lat": raw["lat"], "lon": raw["lon"], "time": raw["time"], "patch_id": raw["patch_id"],

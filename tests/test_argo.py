@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 from scipy import ndimage
 
+from data_helpers import write_argo_prof
 from depthdif.data.argo import argo_profiles, read_argo_tracks
 from depthdif.errors import DataError
 from depthdif.masks import make_mask, target_count
@@ -66,6 +67,64 @@ def test_missing_and_corrupt_files_raise(tmp_path: Path) -> None:
     xr.Dataset({"a": ("x", [1.0])}).to_netcdf(other)
     with pytest.raises(DataError, match="lacks"):
         read_argo_tracks(other)
+
+
+def test_psal_follows_the_temperature_mode_and_its_own_qc(tmp_path: Path) -> None:
+    nan = np.nan
+    path = write_argo_prof(tmp_path / "x_prof.nc", [
+        # real time: raw PSAL with its QC (2 good; 3, 4 not); a bad PSAL keeps the level, only psal is NaN
+        {"platform": "1", "cycle": 1, "time": "2015-01-10T12", "lat": 40.0, "lon": -30.0, "pres": [5, 50, 100],
+         "temp": [20, 15, 10], "psal": [35.0, 35.5, 36.0], "psal_qc": "243"},
+        # delayed mode: adjusted PSAL only; its bad QC is not replaced by the good raw value
+        {"platform": "1", "cycle": 2, "time": "2015-01-20T12", "lat": 40.5, "lon": -29.0, "pres": [5, 50],
+         "temp": [19, 14], "psal": [34.0, 34.5], "data_mode": "D", "temp_adj": [19.25, 14.25],
+         "psal_adj": [34.25, 34.75], "psal_adj_qc": "41", "pres_adj": [5.5, 50.5]},
+        # a bad temperature drops the level whatever its PSAL
+        {"platform": "2", "cycle": 1, "time": "2015-02-01T00", "lat": 41.0, "lon": -28.0, "pres": [10, 20],
+         "temp": [18, 17], "temp_qc": "14", "psal": [35.0, 35.0]},
+        # adjusted mode without any adjusted PSAL value: no salinity
+        {"platform": "3", "cycle": 1, "time": "2015-02-02T00", "lat": 42.0, "lon": -27.0, "pres": [10],
+         "temp": [16.0], "psal": [35.0], "data_mode": "A", "temp_adj": [16.5], "pres_adj": [10.0]},
+    ])
+    prof = argo_profiles(path)
+    assert list(prof.columns) == ["platform", "cycle", "time", "lat", "lon", "pres", "temp", "psal"]
+    np.testing.assert_allclose(prof["pres"], [5, 50, 100, 5.5, 50.5, 10, 10])
+    np.testing.assert_allclose(prof["temp"], [20, 15, 10, 19.25, 14.25, 18, 16.5])
+    np.testing.assert_allclose(prof["psal"], [35.0, nan, nan, nan, 34.75, 35.0, nan])
+    tracks = read_argo_tracks(path)  # the temperature QC rules are unchanged by PSAL
+    assert tracks["n_good_levels"].tolist() == [3, 2, 1, 1]
+
+
+def test_file_without_psal_keeps_its_temperatures(tmp_path: Path) -> None:
+    path = write_argo_prof(tmp_path / "t_prof.nc", [
+        {"platform": "9", "cycle": 1, "time": "2016-05-03T00", "lat": 10.0, "lon": 150.0, "pres": [4, 40],
+         "temp": [28.0, 27.0]},
+    ])
+    with xr.open_dataset(path) as ds:
+        assert "PSAL" not in ds
+    prof = argo_profiles(path)
+    assert prof["temp"].tolist() == [28.0, 27.0] and prof["psal"].isna().all()
+
+
+def test_real_psal_is_the_good_adjusted_salinity(real_data_dir: Path) -> None:
+    """4901079 is all delayed/adjusted mode: psal = PSAL_ADJUSTED where its QC is 1/2, counted independently."""
+    path = real_data_dir / "argo" / "4901079_prof.nc"
+    prof = argo_profiles(path)
+    with xr.open_dataset(path) as ds:
+        assert set(ds["DATA_MODE"].values.astype(str)) == {"A", "D"}
+
+        def good(name: str) -> np.ndarray:
+            return np.isin(ds[f"{name}_QC"].values.astype(str), ["1", "2"]) & np.isfinite(ds[name].values)
+
+        keep = np.isin(ds["POSITION_QC"].values.astype(str), ["1", "2"]) & np.isin(
+            ds["JULD_QC"].values.astype(str), ["1", "2"])
+        level = good("TEMP_ADJUSTED") & good("PRES_ADJUSTED")
+        with_psal = level & good("PSAL_ADJUSTED")
+        expected = np.sort(ds["PSAL_ADJUSTED"].values[keep][with_psal[keep]].astype(np.float64))
+    assert len(prof) == int(level[keep].sum()) == 12735
+    assert prof["psal"].notna().sum() == int(with_psal[keep].sum()) == 12724
+    np.testing.assert_allclose(np.sort(prof["psal"].dropna().to_numpy()), expected)
+    assert prof["psal"].dropna().between(32.0, 37.0).all()  # North Atlantic, 0-2000 dbar
 
 
 @pytest.mark.parametrize("fraction", [0.5, 0.9, 0.99])

@@ -87,6 +87,11 @@ def test_metric_line_plots(tmp_path: Path) -> None:
     plots.rmse_by_depth(tmp_path / "summary.csv", tmp_path / "depth.png", CFG)
     check_png(tmp_path / "frac.png")
     check_png(tmp_path / "depth.png")
+    # an argo_profiles scenario has no fraction: left out, and a figure is still written
+    plots.metrics_vs_fraction(tmp_path / "summary.csv", {"pixel90": 0.9, "tracks95": None}, tmp_path / "one.png", CFG)
+    check_png(tmp_path / "one.png")
+    plots.metrics_vs_fraction(tmp_path / "summary.csv", {"pixel90": None, "tracks95": None}, tmp_path / "no.png", CFG)
+    assert (tmp_path / "no.png").stat().st_size > 1000
     with pytest.raises(DataError, match="tracks95"):
         plots.metrics_vs_fraction(tmp_path / "summary.csv", {"pixel90": 0.9}, tmp_path / "bad.png", CFG)
 

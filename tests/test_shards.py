@@ -187,6 +187,27 @@ def test_write_split_shards_round_trip(patch_set: dict) -> None:
         np.load(f, allow_pickle=False)
 
 
+def test_write_split_shards_takes_a_per_level_mask(patch_set: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A (C,H,W) mask is A per level: here the surface unobserved, level 1 the tracks mask."""
+    import depthdif.data.occlusion as occlusion
+
+    def deep_only(*args: object, **kwargs: object) -> np.ndarray:
+        observed = make_mask(*args, **kwargs)  # type: ignore[arg-type]
+        return np.stack([np.zeros_like(observed), observed])
+
+    monkeypatch.setattr(occlusion, "make_mask", deep_only)
+    cfg = {"mode": "tracks", "fraction": 0.8, "seed": 5, "n_tracks": 2, "sample_every": 2}
+    out = patch_set["out"] / "deep" / "train"
+    write_split_shards(patch_set["index"], patch_set["stats"], patch_set["files"], "deep", cfg, "train", 3, out)
+    arrays, m = load_arrays(out), read_manifest(out)
+    a, valid = arrays["x_valid"].astype(bool), arrays["y_valid"].astype(bool)
+    assert not a[:, 0].any() and a[:, 1].any() and np.all(a <= valid)
+    assert np.array_equal(arrays["x"][:, 1][a[:, 1]], arrays["y"][:, 1][a[:, 1]]) and np.all(arrays["x"][:, 0] == 0)
+    ocean = valid[:, 0]
+    share = (a[:, 1] & ocean).sum(axis=(1, 2)) / ocean.sum(axis=(1, 2))  # positions observed at any level
+    assert m["observed_fraction"] == pytest.approx(share.mean()) and m["observed_fraction"] > 0
+
+
 def test_write_split_shards_errors(patch_set: dict) -> None:
     cfg = {"mode": "pixel", "fraction": 0.9, "seed": 0}
     args = (patch_set["index"], patch_set["stats"], patch_set["files"], "px", cfg)

@@ -15,6 +15,10 @@ from depthdif.errors import ConfigError
 from depthdif.params import maps_section
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+#: the scenario mode whose observations are real Argo profiles (no fraction; its own keys below)
+ARGO_PROFILES = "argo_profiles"
+ARGO_PROFILES_KEYS = ("surface_within_m", "salinity_fallback", "min_observed_pixels", "holdout_floats",
+                      "holdout_seed")
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -61,6 +65,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
             f"allowed values: {error.validator_value}."
         )
     if error.validator == "required":
+        mode = error.instance.get("mode") if isinstance(error.instance, dict) else None
+        if "else" in error.schema_path and mode is not None:  # the scenario keys a mode requires
+            return (f"config key '{key}': {error.message} for mode {mode!r} (every mode but "
+                    f"{ARGO_PROFILES!r} needs it). Add it (see config/README.md).")
         return f"config key '{key}': {error.message}. Add it (see config/README.md)."
     if error.validator == "oneOf":
         options = [s.get("type", s.get("enum", "object")) for s in error.validator_value]
@@ -115,11 +123,7 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
                 f"config key 'scenarios.{name}': min_side ({scenario['min_side']}) exceeds "
                 f"max_side ({scenario['max_side']})."
             )
-        if scenario["mode"] == "argo" and not scenario["argo_paths"]:
-            raise ConfigError(
-                f"config key 'scenarios.{name}.argo_paths': mode 'argo' needs Argo "
-                "_prof.nc files (a path, glob or list)."
-            )
+        _check_scenario(name, scenario)
     sample = config["sample"]
     inflated = [m for m in sample["inflation_methods"] if m in config["evaluate"]["methods"]]
     if inflated and sample["members"] < 2:
@@ -161,6 +165,27 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
     if params == "epsilon" and config["objectives"]["ambient"]["require_x0_parameterization"]:
         # Only fatal for the ambient objective; the trainer raises when it is actually used.
         pass
+
+
+def _check_scenario(name: str, scenario: dict[str, Any]) -> None:
+    """Keys that only some modes take: Argo files for the argo modes; fraction vs the argo_profiles keys."""
+    mode = scenario["mode"]
+    if mode in ("argo", ARGO_PROFILES) and not scenario["argo_paths"]:
+        raise ConfigError(
+            f"config key 'scenarios.{name}.argo_paths': mode {mode!r} needs Argo "
+            "_prof.nc files (a path, glob or list)."
+        )
+    if mode == ARGO_PROFILES and "fraction" in scenario:
+        raise ConfigError(
+            f"config key 'scenarios.{name}.fraction': mode {ARGO_PROFILES!r} observes what the Argo profiles "
+            "observe, so there is no hidden fraction to set; remove the key."
+        )
+    extra = [k for k in ARGO_PROFILES_KEYS if k in scenario]
+    if mode != ARGO_PROFILES and extra:
+        raise ConfigError(
+            f"config key(s) {', '.join(f'scenarios.{name}.{k}' for k in extra)}: only mode "
+            f"{ARGO_PROFILES!r} uses them, but the mode is {mode!r}; remove them or change the mode."
+        )
 
 
 def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from depthdif.io import seed_for
 from depthdif.reconstruction import SAMPLERS, ModelSpec, build_model, build_prior, reconstruct
 from depthdif.samples import write_samples
 from depthdif.sections import choice, flag, integer, number, section
-from depthdif.shards import denormalise
+from depthdif.shards import Holdout, denormalise, load_holdout
 
 log = logging.getLogger("depthdif.inference")
 
@@ -137,7 +137,8 @@ def predict(
     if done == 0:
         raise DataError(f"{test_dir} holds no patches; nothing to reconstruct")
     arrays = {key: np.concatenate(v) for key, v in parts.items() if v}
-    _write(out_nc, arrays, dataset, hp, plan, attrs={
+    # the withheld floats' observations ride along for the leave-floats-out scoring (never seen by the model)
+    _write(out_nc, arrays, dataset, hp, plan, load_holdout(test_dir), attrs={
         "checkpoint": str(checkpoint), "config_hash": str(ckpt["config_hash"]), "method": method,
         "scenario": scenario, "seed": settings.seed, "global_step": int(ckpt["global_step"]),
     })
@@ -222,7 +223,7 @@ def _sample_batch(
 
 def _write(
     out_nc: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], dataset: ShardDataset, hp: Mapping[str, Any],
-    plan: _Plan, attrs: Mapping[str, Any],
+    plan: _Plan, holdout: Holdout | None, attrs: Mapping[str, Any],
 ) -> None:
     """The samples netCDF in degC (de-normalised with the checkpoint's stats)."""
     stats = hp["stats"]
@@ -242,6 +243,7 @@ def _write(
         time=dataset.time,
         patch_id=dataset.patch_ids,
         observed_rmse=np.sqrt(arrays["observed_mse"]) * scale[:, :, 0, 0],
+        holdout=holdout,
         attrs={
             "checkpoint": attrs["checkpoint"], "config_hash": attrs["config_hash"], "method": attrs["method"],
             "scenario": attrs["scenario"], "sampler": plan.sampler, "steps": plan.steps, "eta": plan.eta,

@@ -67,7 +67,7 @@ def user_file_sets(config: Mapping[str, Any]) -> dict[str, list[str]]:
         if data["eo"] == "ostia":
             sets["data.netcdf.eo_paths"] = expand_user_files(data["netcdf"]["eo_paths"], "data.netcdf.eo_paths")
     for name, scenario in config["scenarios"].items():
-        if scenario["mode"] == "argo":
+        if scenario["mode"] in ("argo", "argo_profiles"):  # both read Argo files in make_shards
             key = f"scenarios.{name}.argo_paths"
             sets[key] = expand_user_files(scenario["argo_paths"], key)
     return sets

@@ -74,6 +74,26 @@ def data_params(config: Mapping[str, Any]) -> dict[str, Any]:
     return without(data, drop)
 
 
+#: scenario keys of the leave-floats-out validation, output keys only while it is on (holdout_floats > 0)
+HOLDOUT_KEYS = ("holdout_floats", "holdout_seed")
+
+
+def scenario_params(config: Mapping[str, Any], scenario: str) -> dict[str, Any]:
+    """A scenario's keys for its shards; without the holdout keys while holdout_floats is 0 (the shards are
+    then those of a scenario without them, so argo_profiles shards written before the keys existed stay)."""
+    section = copy.deepcopy(dict(config["scenarios"][scenario]))
+    if not section.get("holdout_floats"):
+        for key in HOLDOUT_KEYS:
+            section.pop(key, None)
+    return section
+
+
+def holdout_scenarios(config: Mapping[str, Any]) -> list[str]:
+    """The scenarios with leave-floats-out validation (mode argo_profiles, holdout_floats > 0)."""
+    return [name for name, cfg in config["scenarios"].items()
+            if cfg.get("mode") == "argo_profiles" and float(cfg.get("holdout_floats") or 0) > 0]
+
+
 def train_params(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
     """model, objective and train keys that change a trained model of `objective`."""
     model, train = config["model"], without(config["train"], RUNTIME_KEYS["train"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -10,10 +11,14 @@ import numpy as np
 import xarray as xr
 
 from depthdif.io import atomic_output
+from depthdif.shards import Holdout
 
 #: global attribute: "gaussian" when thetao_std is the std of a Gaussian predictive distribution
 #: N(thetao_pred, thetao_std^2) (oi, oi_eo), scored with the closed-form Gaussian CRPS
 PREDICTIVE_ATTR = "predictive"
+#: global attribute: the test shards' manifest "holdout" entry as JSON (counts), without the platform lists
+#: (thousands of floats would outgrow a netCDF attribute): the withheld ones are the variable holdout_platform
+HOLDOUT_ATTR = "holdout_info"
 
 
 def write_samples(
@@ -34,12 +39,15 @@ def write_samples(
     observed_rmse: np.ndarray | None = None,
     attrs: Mapping[str, Any] | None = None,
     std_long_name: str | None = None,
+    holdout: Holdout | None = None,
 ) -> None:
     """Write CF netCDF reconstructions in degC.
 
     Shapes: pred/truth/observed/valid/std (N,C,H,W); members (N,K,C,H,W); land (N,H,W);
     depth (C,); lat (N,H); lon (N,W); time (N,) seconds since epoch; patch_id (N,);
-    observed_rmse (N,C): the model's own (unclamped) RMSE at the observations, if it clamps.
+    observed_rmse (N,C): the model's own (unclamped) RMSE at the observations, if it clamps;
+    `holdout`: the withheld floats' observations of the shards (`depthdif.shards.load_holdout`), written as
+    holdout (degC), holdout_valid, holdout_float and the attribute holdout_info (leave-floats-out validation).
     Predictions and truth become NaN where not `valid`. `std_long_name` describes `std` when it is
     not an ensemble std (e.g. a Gaussian predictive std).
     """
@@ -70,6 +78,11 @@ def write_samples(
             np.where(valid_b[:, None], members, np.nan).astype(np.float32),
             _units("degC", "ensemble members"),
         )
+    extra_attrs: dict[str, Any] = {}
+    if holdout is not None:
+        data_vars.update(_holdout_vars(holdout, dims))
+        counts = {k: v for k, v in holdout.info.items() if k not in ("platforms_withheld", "platforms_kept")}
+        extra_attrs[HOLDOUT_ATTR] = json.dumps(counts, sort_keys=True)
     n_members = 1 if members is None else members.shape[1]
     ds = xr.Dataset(
         data_vars,
@@ -86,13 +99,41 @@ def write_samples(
             "time": ("patch", np.asarray(time, "int64").astype("datetime64[s]").astype("datetime64[ns]")),
             "patch_id": ("patch", np.asarray(patch_id).astype(str)),
         },
-        attrs={"Conventions": "CF-1.8", "n_members": n_members, **dict(attrs or {})},
+        attrs={"Conventions": "CF-1.8", "n_members": n_members, **dict(attrs or {}), **extra_attrs},
     )
     ds["thetao_pred"].attrs["standard_name"] = "sea_water_potential_temperature"
     ds["thetao_true"].attrs["standard_name"] = "sea_water_potential_temperature"
     encoding = {name: {"zlib": True, "complevel": 1} for name in ds.data_vars}
     with atomic_output(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+
+
+def _holdout_vars(holdout: Holdout, dims: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "holdout": (dims, np.where(holdout.valid, holdout.values, np.nan).astype(np.float32),
+                    _units("degC", "potential temperature of the withheld floats (leave-floats-out validation)")),
+        "holdout_valid": (dims, holdout.valid.astype(np.int8),
+                          _units("1", "withheld observation to score (1 = yes)")),
+        "holdout_float": (dims, np.where(holdout.valid, holdout.float_id, -1).astype(np.int32),
+                          _units("1", "withheld float: index into holdout_platform, -1 = none")),
+        "holdout_platform": ("withheld_float", np.asarray(holdout.info.get("platforms_withheld", []), str),
+                             {"long_name": "platform number of each withheld float"}),
+    }
+
+
+def read_holdout(ds: xr.Dataset) -> Holdout | None:
+    """The withheld observations a samples file carries (None when it has none)."""
+    if "holdout" not in ds:
+        return None
+    dims = ("patch", "depth", "y", "x")
+    valid = ds["holdout_valid"].transpose(*dims).values.astype(bool)
+    return Holdout(
+        values=np.where(valid, ds["holdout"].transpose(*dims).values.astype(np.float64), np.nan),
+        valid=valid,
+        float_id=np.where(valid, ds["holdout_float"].transpose(*dims).values, -1).astype(np.int32),
+        info={**json.loads(ds.attrs.get(HOLDOUT_ATTR, "{}")),
+              "platforms_withheld": [str(p) for p in ds["holdout_platform"].values]},
+    )
 
 
 def _units(units: str, long_name: str) -> dict[str, str]:

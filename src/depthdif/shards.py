@@ -3,7 +3,7 @@
 Layout (docs/architecture.md, "Shards")::
 
     {out_dir}/manifest.json
-    {out_dir}/shard-0000/{y,y_valid,x,x_valid,land,eo?,lat,lon,time,patch_id}.npy
+    {out_dir}/shard-0000/{y,y_valid,x,x_valid,land,eo?,obs_count?,holdout*?,lat,lon,time,patch_id}.npy
 
 The whole folder is written atomically (`depthdif.io.atomic_output` on the directory).
 The manifest records the sha256 of every array file; a job that reads shards checks them
@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ MANIFEST = "manifest.json"
 #: what to do about a shard folder that is broken or changed after it was written
 RERUN = "delete the folder and rerun rule make_shards (e.g. snakemake --forcerun make_shards)"
 
-#: name -> (dtype, number of dims) of every shard array; `eo` is optional.
+#: name -> (dtype, number of dims) of every shard array; the OPTIONAL ones are absent from some folders.
 ARRAY_SPECS: dict[str, tuple[np.dtype, int]] = {
     "y": (np.dtype(np.float32), 4),
     "y_valid": (np.dtype(np.uint8), 4),
@@ -40,23 +41,35 @@ ARRAY_SPECS: dict[str, tuple[np.dtype, int]] = {
     "x_valid": (np.dtype(np.uint8), 4),
     "land": (np.dtype(np.uint8), 3),
     "eo": (np.dtype(np.float32), 4),
+    # profiles averaged into each observed cell and level (scenario mode argo_profiles)
+    "obs_count": (np.dtype(np.uint16), 4),
+    # leave-floats-out validation (argo_profiles with holdout_floats > 0): the withheld floats' observations,
+    # normalised like y (0 elsewhere), where they are, and which withheld float (manifest holdout.platforms_withheld)
+    "holdout": (np.dtype(np.float32), 4),
+    "holdout_valid": (np.dtype(np.uint8), 4),
+    "holdout_float": (np.dtype(np.int32), 4),
     "lat": (np.dtype(np.float32), 2),
     "lon": (np.dtype(np.float32), 2),
     "time": (np.dtype(np.int64), 1),
     "patch_id": (np.dtype("<U64"), 1),
 }
-REQUIRED = tuple(k for k in ARRAY_SPECS if k != "eo")
+#: optional array -> the manifest flag that says a folder has it (absent flag: False, e.g. older folders)
+OPTIONAL = {"eo": "has_eo", "obs_count": "has_obs_count", "holdout": "has_holdout", "holdout_valid": "has_holdout",
+            "holdout_float": "has_holdout"}
+#: optional arrays that come together or not at all
+HOLDOUT = ("holdout", "holdout_valid", "holdout_float")
+REQUIRED = tuple(k for k in ARRAY_SPECS if k not in OPTIONAL)
 
 
 def shard_name(k: int) -> str:
     return f"shard-{k:04d}"
 
 
-def _check_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[int, int, int, int, bool]:
-    """Validate names/shapes against the contract; return (n, C, H, W, has_eo)."""
+def _check_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[int, int, int, int, frozenset[str]]:
+    """Validate names/shapes against the contract; return (n, C, H, W, optional arrays present)."""
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
-        raise ValueError(f"shard arrays lack {missing}; required: {list(REQUIRED)} (+ optional eo)")
+        raise ValueError(f"shard arrays lack {missing}; required: {list(REQUIRED)} (+ optional {list(OPTIONAL)})")
     unknown = sorted(set(arrays) - set(ARRAY_SPECS))
     if unknown:
         raise ValueError(f"unknown shard arrays {unknown}; allowed: {list(ARRAY_SPECS)}")
@@ -65,13 +78,16 @@ def _check_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[int, int, int, int,
     n, c, h, w = np.shape(arrays["y"])
     expected = {
         "y": (n, c, h, w), "y_valid": (n, c, h, w), "x": (n, c, h, w), "x_valid": (n, c, h, w),
-        "land": (n, h, w), "eo": (n, 1, h, w), "lat": (n, h), "lon": (n, w), "time": (n,),
-        "patch_id": (n,),
+        "land": (n, h, w), "eo": (n, 1, h, w), "obs_count": (n, c, h, w), "lat": (n, h), "lon": (n, w), "time": (n,),
+        "patch_id": (n,), **{k: (n, c, h, w) for k in HOLDOUT},
     }
+    present = [k for k in HOLDOUT if k in arrays]
+    if present and len(present) != len(HOLDOUT):
+        raise ValueError(f"shard arrays {present} come only with all of {list(HOLDOUT)}")
     for name, arr in arrays.items():
         if tuple(np.shape(arr)) != expected[name]:
             raise ValueError(f"shard array {name!r} has shape {np.shape(arr)}, expected {expected[name]}")
-    return n, c, h, w, "eo" in arrays
+    return n, c, h, w, frozenset(k for k in OPTIONAL if k in arrays)
 
 
 def _as_contract(name: str, arr: np.ndarray) -> np.ndarray:
@@ -81,6 +97,8 @@ def _as_contract(name: str, arr: np.ndarray) -> np.ndarray:
         return out.astype(dtype)
     if dtype == np.uint8:
         out = out.astype(bool)  # anything nonzero is "set"
+    elif dtype == np.uint16:
+        out = np.clip(out, 0, np.iinfo(np.uint16).max)  # a count saturates instead of wrapping around
     return np.ascontiguousarray(out, dtype=dtype)
 
 
@@ -99,23 +117,26 @@ class ShardWriter:
         self.buffered = 0
         self.shards: list[dict[str, Any]] = []
         self.shape: tuple[int, int, int] | None = None  # (C, H, W)
-        self.has_eo: bool | None = None
-        self.observed_sum = 0.0  # sum over samples of surface observed / surface ocean
+        self.optional: frozenset[str] | None = None  # optional arrays every chunk must have
+        self.observed_sum = 0.0  # sum over samples of observed positions / surface ocean
         self.n = 0
 
     def add(self, arrays: Mapping[str, np.ndarray]) -> None:
-        n, c, h, w, has_eo = _check_arrays(arrays)
+        n, c, h, w, optional = _check_arrays(arrays)
         if self.shape is None:
-            self.shape, self.has_eo = (c, h, w), has_eo
-        elif self.shape != (c, h, w) or self.has_eo != has_eo:
+            self.shape, self.optional = (c, h, w), optional
+        elif self.shape != (c, h, w) or self.optional != optional:
             raise ValueError(
-                f"chunk of shape (C,H,W)={(c, h, w)}, eo={has_eo} differs from earlier {self.shape}, eo={self.has_eo}"
+                f"chunk of shape (C,H,W)={(c, h, w)} with optional arrays {sorted(optional)} differs from earlier "
+                f"{self.shape} with {sorted(self.optional or ())}"
             )
         if n == 0:
             return
         chunk = {k: _as_contract(k, v) for k, v in arrays.items()}
         ocean = chunk["land"] == 0
-        observed = chunk["x_valid"][:, 0].astype(bool) & ocean
+        # a position counts as observed when any level is (per-level A: a profile may miss the
+        # surface); for a column-shared A this is the surface mask, as before
+        observed = chunk["x_valid"].astype(bool).any(axis=1) & ocean
         n_ocean = ocean.sum(axis=(1, 2))
         self.observed_sum += float(np.sum(observed.sum(axis=(1, 2)) / np.maximum(n_ocean, 1)))
         self.n += n
@@ -144,7 +165,7 @@ class ShardWriter:
     def finish(self, **manifest: Any) -> dict[str, Any]:
         """Flush the last shard and write manifest.json; return the manifest."""
         self._flush()
-        if self.n == 0 or self.shape is None:
+        if self.n == 0 or self.shape is None or self.optional is None:
             raise ValueError("no samples were added to the shard folder")
         observed = self.observed_sum / self.n
         full = {
@@ -155,7 +176,7 @@ class ShardWriter:
             "channels": self.shape[0],
             "size": self.shape[1],
             "width": self.shape[2],
-            "has_eo": bool(self.has_eo),
+            **{flag: name in self.optional for name, flag in OPTIONAL.items()},
             "observed_fraction": observed,
             "hidden_fraction": 1.0 - observed,
         }
@@ -177,7 +198,7 @@ def save_shards(
     """Write already-normalised shard `arrays` (names/shapes of the contract) to `out_dir`.
 
     Arrays are cast to the contract dtypes (masks: nonzero -> 1). The manifest records
-    `observed_fraction` = mean over samples of |surface observed| / |surface ocean|.
+    `observed_fraction` = mean over samples of |positions observed at any level| / |surface ocean|.
     """
     with atomic_output(out_dir) as tmp:
         writer = ShardWriter(tmp, shard_size)
@@ -256,8 +277,8 @@ def load_array(path: Path, mmap: bool) -> np.ndarray:
 
 
 def array_names(manifest: Mapping[str, Any]) -> list[str]:
-    """The arrays a shard folder holds (contract order; `eo` only if has_eo)."""
-    return [k for k in ARRAY_SPECS if k != "eo" or manifest["has_eo"]]
+    """The arrays a shard folder holds (contract order; an optional one only if its manifest flag is set)."""
+    return [k for k in ARRAY_SPECS if k not in OPTIONAL or manifest.get(OPTIONAL[k], False)]
 
 
 def load_arrays(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -302,7 +323,7 @@ def load_degc(folder: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
 
     Returns (arrays, manifest); arrays: truth (NaN where invalid), obs (NaN where not
     observed), observed, valid (bool), eo (degC, NaN on land; only if has_eo), mean (C,),
-    land, lat, lon, time, patch_id.
+    land, lat, lon, time, patch_id, obs_count (only if has_obs_count).
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -322,7 +343,7 @@ def load_degc(folder: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
         "valid": valid,
         "mean": mean,
     }
-    out.update({k: arrays[k] for k in ("land", "lat", "lon", "time", "patch_id")})
+    out.update({k: arrays[k] for k in ("land", "lat", "lon", "time", "patch_id", "obs_count") if k in arrays})
     if manifest["has_eo"] and "eo" in arrays:
         if stats.get("eo_mean") is None or stats.get("eo_std") is None:
             raise DataError(f"{folder}/manifest.json: has_eo but stats lack eo_mean/eo_std; {RERUN}")
@@ -331,3 +352,32 @@ def load_degc(folder: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
     return out, manifest
 
 
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The withheld floats' observations of a shard folder in degC (leave-floats-out validation)."""
+
+    values: np.ndarray  # (N,C,H,W) float64 degC, NaN off `valid`
+    valid: np.ndarray  # (N,C,H,W) bool: a withheld observation to score
+    float_id: np.ndarray  # (N,C,H,W) int32: index into info["platforms_withheld"], -1 off `valid`
+    info: dict[str, Any]  # the manifest's "holdout" entry (withheld floats, counts)
+
+
+def load_holdout(folder: str | os.PathLike[str]) -> Holdout | None:
+    """The holdout arrays of a shard folder (`Holdout`, values de-normalised with the manifest stats), or
+    None for a folder without them (every scenario but argo_profiles with holdout_floats > 0)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if not manifest.get("has_holdout", False):
+        return None
+    if not isinstance(manifest.get("holdout"), dict):
+        raise DataError(f"{folder / MANIFEST} has holdout arrays but no 'holdout' entry; {RERUN}")
+    arrays = {
+        name: np.concatenate([load_array(folder / s["name"] / f"{name}.npy", mmap=False) for s in manifest["shards"]])
+        for name in HOLDOUT
+    }
+    valid = arrays["holdout_valid"].astype(bool)
+    values = np.where(valid, denormalise(arrays["holdout"], manifest["stats"], 1, np.float64), np.nan)
+    return Holdout(values, valid, np.where(valid, arrays["holdout_float"], -1).astype(np.int32),
+                   dict(manifest["holdout"]))

@@ -25,6 +25,8 @@ rule_params.write_runtime(config)
 SOURCE = config["data"]["source"]
 PERIODS = list_periods(config["data"])
 SCENARIOS = list(config["scenarios"])
+# argo_profiles scenarios with leave-floats-out validation (scored at the withheld floats too)
+HOLDOUT = rule_params.holdout_scenarios(config)
 SPLITS = ["train", "val", "test"]
 # trained models ({learned}: train_model, sample_model) and classical gap-fillers
 # ({baseline}: run_baseline); {method} is either
@@ -63,7 +65,8 @@ def extract_params():
 
 
 def scenario_params(wildcards):
-    return config["scenarios"][wildcards.scenario]
+    """The scenario's keys (the holdout keys only while holdout_floats > 0)."""
+    return rule_params.scenario_params(config, wildcards.scenario)
 
 
 def train_params(wildcards):
@@ -229,7 +232,14 @@ def sample_targets():
 
 
 def evaluate_targets():
-    return [rules.summarize.output.summary]
+    """The summary; with leave-floats-out scenarios the holdout scores too."""
+    targets = [rules.summarize.output.summary]
+    if HOLDOUT:
+        targets += [
+            rules.summarize_holdout.output.table,
+            rules.summarize_holdout.output.markdown,
+        ]
+    return targets
 
 
 def figure_targets():

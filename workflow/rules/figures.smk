@@ -97,7 +97,8 @@ rule plot_metrics:
     conda:
         "../../envs/plots.yaml"
     params:
-        fractions={name: s["fraction"] for name, s in config["scenarios"].items()},
+        # None for argo_profiles (real profiles: no set fraction; left out of that figure)
+        fractions={name: s.get("fraction") for name, s in config["scenarios"].items()},
         figures=config["figures"],
     script:
         "../scripts/plot_metrics.py"

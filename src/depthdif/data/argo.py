@@ -6,7 +6,13 @@ QC (Argo user manual flags; good = 1 or 2):
   only TEMP_ADJUSTED/PRES_ADJUSTED with good QC are used, otherwise raw TEMP/PRES with good
   QC (raw values flagged bad in delayed mode are never brought back);
 - a level is good when both its temperature and pressure are good and finite;
-  profiles without a good level are dropped.
+  profiles without a good level are dropped;
+- salinity follows the temperature's mode: PSAL_ADJUSTED/PSAL_ADJUSTED_QC in an adjusted
+  profile, raw PSAL/PSAL_QC otherwise; it is kept (column `psal`) only at good levels where
+  its own QC is good and its value finite, NaN elsewhere (also in an adjusted profile of a
+  file without PSAL_ADJUSTED, and everywhere in a file without PSAL: temperature-only floats).
+  A bad salinity never drops a level: the temperature stays usable (depthdif.data.profiles
+  fills SP for the TEOS-10 conversion).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ _VARS = (
     "PLATFORM_NUMBER", "CYCLE_NUMBER", "JULD", "JULD_QC", "LATITUDE", "LONGITUDE", "POSITION_QC",
     "DATA_MODE", "PRES", "PRES_QC", "TEMP", "TEMP_QC",
 )
+#: optional: temperature-only floats have no salinity
+_PSAL_VARS = ("PSAL", "PSAL_QC", "PSAL_ADJUSTED", "PSAL_ADJUSTED_QC")
 
 
 def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -64,15 +72,15 @@ def _good(qc: np.ndarray) -> np.ndarray:
     return np.isin(_text(qc), GOOD_QC)
 
 
-def _read_qc(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """(profiles without level info, pres (P,L), temp (P,L)) with NaN at non-good levels."""
+def _read_qc(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """(profiles without level info, pres (P,L), temp (P,L), psal (P,L)) with NaN at non-good levels."""
     try:
         with xr.open_dataset(path, decode_timedelta=False) as ds:
             missing = [v for v in _VARS if v not in ds]
             if missing:
                 raise DataError(f"{path} is not an Argo *_prof.nc file: it lacks {missing}")
             v = {name: ds[name].values for name in _VARS}
-            for name in ("TEMP_ADJUSTED", "TEMP_ADJUSTED_QC", "PRES_ADJUSTED", "PRES_ADJUSTED_QC"):
+            for name in ("TEMP_ADJUSTED", "TEMP_ADJUSTED_QC", "PRES_ADJUSTED", "PRES_ADJUSTED_QC", *_PSAL_VARS):
                 v[name] = ds[name].values if name in ds else None
     except DataError:
         raise
@@ -83,6 +91,7 @@ def _read_qc(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     pres = np.asarray(v["PRES"], np.float64)
     t_ok = _good(v["TEMP_QC"]) & np.isfinite(temp)
     p_ok = _good(v["PRES_QC"]) & np.isfinite(pres)
+    adjusted = np.zeros(temp.shape[0], bool)
     if v["TEMP_ADJUSTED"] is not None:
         temp_adj = np.asarray(v["TEMP_ADJUSTED"], np.float64)
         adjusted = np.isin(_text(v["DATA_MODE"]), ("A", "D")) | np.isfinite(temp_adj).any(axis=1)
@@ -97,6 +106,7 @@ def _read_qc(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     level_ok = t_ok & p_ok
     temp = np.where(level_ok, temp, np.nan)
     pres = np.where(level_ok, pres, np.nan)
+    psal = np.where(level_ok, _psal(v, adjusted), np.nan)
 
     lat = np.asarray(v["LATITUDE"], np.float64)
     lon = np.asarray(v["LONGITUDE"], np.float64)
@@ -118,7 +128,22 @@ def _read_qc(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         "n_good_levels": n_good.astype(np.int64),
         "temp_max": temp_max,
     })
-    return profiles[keep], pres[keep], temp[keep]
+    return profiles[keep], pres[keep], temp[keep], psal[keep]
+
+
+def _psal(v: dict[str, np.ndarray | None], adjusted: np.ndarray) -> np.ndarray:
+    """Practical salinity (P,L) under the temperature's mode (`adjusted` per profile), NaN where not good."""
+    shape = np.shape(v["TEMP"])
+    raw = np.full(shape, np.nan)
+    if v["PSAL"] is not None and v["PSAL_QC"] is not None:
+        raw = np.asarray(v["PSAL"], np.float64)
+        raw = np.where(_good(v["PSAL_QC"]) & np.isfinite(raw), raw, np.nan)
+    adj = np.full(shape, np.nan)
+    if v["PSAL_ADJUSTED"] is not None and v["PSAL_ADJUSTED_QC"] is not None:
+        adj = np.asarray(v["PSAL_ADJUSTED"], np.float64)
+        adj = np.where(_good(v["PSAL_ADJUSTED_QC"]) & np.isfinite(adj), adj, np.nan)
+    # like TEMP: a raw value of an adjusted (e.g. delayed-mode) profile is never brought back
+    return np.where(adjusted[:, None], adj, raw)
 
 
 def read_argo_tracks(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
@@ -139,15 +164,15 @@ read_argo_positions = read_argo_tracks
 def argo_profiles(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     """QC'd profiles in long form: one row per good level.
 
-    Columns: platform, cycle, time, lat, lon, pres (dbar), temp (degC); sorted by
-    (platform, time, pres).
+    Columns: platform, cycle, time, lat, lon, pres (dbar), temp (degC, in situ), psal
+    (practical salinity, NaN where its QC is not good); sorted by (platform, time, pres).
     """
     frames = []
     for path in expand_paths(paths):
-        prof, pres, temp = _read_qc(path)
+        prof, pres, temp, psal = _read_qc(path)
         i, j = np.nonzero(np.isfinite(temp))
         frame = prof.iloc[i][["platform", "cycle", "time", "lat", "lon"]].reset_index(drop=True)
-        frame["pres"], frame["temp"] = pres[i, j], temp[i, j]
+        frame["pres"], frame["temp"], frame["psal"] = pres[i, j], temp[i, j], psal[i, j]
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(["platform", "time", "pres"], kind="stable").reset_index(drop=True)

@@ -25,9 +25,12 @@ def ambient_masks(
     pixels: one draw per (b, h, w) when shared_spatial, else per value. blocks: one draw per
     block_px × block_px cell of a grid shifted by a random offset per sample, shared by every
     depth level, so whole track segments are withheld and the distance from a withheld to a
-    kept observation spans the distances of inference. Ã ≤ A always. Each sample keeps at
-    least min(min_kept, #observed positions) observed (h, w) positions: randomly chosen
-    dropped ones get their whole observed column back.
+    kept observation spans the distances of inference. A spatial B is intersected with each
+    level's own A, so Ã ⊆ A at every level also for a per-level A. Each sample keeps at
+    least min(min_kept, #observed positions) observed (h, w) positions (observed at any level):
+    randomly chosen dropped ones get back their observations at every level A has one. The
+    count is over positions, not per level: a level with few observations may keep none (its
+    frame is then the prior mean, as for a level without observations at inference).
     """
     if pattern not in ("pixels", "blocks"):
         raise DiffusionConfigError(
@@ -63,7 +66,8 @@ def _block_masks(
 def _restore_min_kept(
     kept: Tensor, observed: Tensor, min_kept: int, generator: torch.Generator | None
 ) -> Tensor:
-    """Give back whole observed columns at random dropped positions until min_kept positions are kept."""
+    """Give back the observed levels of random dropped positions until min_kept positions are kept
+    (a position is observed / kept when any level is; what is given back is A there, so Ã ⊆ A)."""
     b, _, h, w = observed.shape
     if min_kept > 0:
         obs_pos = observed.any(dim=1).reshape(b, -1)

@@ -24,7 +24,7 @@ from depthdif.eval.oi import fit_eo_regression, fit_oi, oi_eo, oi_posterior
 from depthdif.eval.per_field import per_field
 from depthdif.io import config_hash
 from depthdif.samples import PREDICTIVE_ATTR, write_samples
-from depthdif.shards import load_degc
+from depthdif.shards import load_degc, load_holdout
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,7 @@ def run_baseline(
         land=test["land"], depth=np.asarray(manifest["depth"], np.float32), lat=test["lat"], lon=test["lon"],
         time=test["time"], patch_id=test["patch_id"], std=std, attrs=attrs,
         std_long_name=None if std is None else "Gaussian predictive standard deviation (OI posterior + nugget)",
+        holdout=load_holdout(test_dir),  # never read above: the withheld floats are only scored
     )
     return {"method": method, "scenario": scenario, "n_patches": int(len(test["truth"])), **fitted.summary,
             "config_hash": attrs["config_hash"]}

@@ -148,7 +148,9 @@ def fit_oi(
         try:
             ell, var, nug = fit_variogram(r, gamma, npairs, covariance, max(h, w))
         except DataError as exc:
-            raise DataError(f"OI fit failed for depth channel {k}: {exc}") from exc
+            # name the count: a per-level A (ambient fits on it) can leave a level nearly empty
+            raise DataError(f"OI fit failed for depth channel {k} ({int(ok[:, k].sum())} valid values in "
+                            f"{len(pick)} fitted patches): {exc}") from exc
         ells.append(ell)
         variances.append(var)
         nuggets.append(nug)

@@ -14,11 +14,12 @@ from depthdif.eval.scoring import read_summary
 from depthdif.plots.style import DEGC, dpi_of, method_colour, new_figure, save_png
 
 
-def metrics_vs_fraction(summary_csv: str | os.PathLike[str], scenario_fractions: Mapping[str, float],
+def metrics_vs_fraction(summary_csv: str | os.PathLike[str], scenario_fractions: Mapping[str, float | None],
                         out_png: str | os.PathLike[str], cfg: Mapping[str, Any]) -> None:
     """Overall (depth "all") RMSE and CRPS (fair ensemble CRPS, Gaussian CRPS, or the MAE of a
     deterministic method) against the hidden fraction of each scenario; one line per method,
-    scenario names under the fraction ticks."""
+    scenario names under the fraction ticks. Scenarios whose fraction is None (mode
+    argo_profiles: real profiles, no set fraction) are left out of this figure."""
     summary = read_summary(summary_csv)
     overall = summary[summary["depth"] == "all"].copy()
     unknown = sorted(set(overall["scenario"]) - set(scenario_fractions))
@@ -26,6 +27,12 @@ def metrics_vs_fraction(summary_csv: str | os.PathLike[str], scenario_fractions:
         raise DataError(f"{summary_csv}: scenarios {unknown} have no fraction in the config (scenarios.*.fraction)")
     if overall.empty:
         raise DataError(f"{summary_csv} has no depth 'all' rows; rerun the summarize rule")
+    overall = overall[overall["scenario"].map(lambda s: scenario_fractions[s] is not None)]
+    if overall.empty:
+        fig = new_figure(5.0, 2.0)
+        fig.text(0.5, 0.5, "no scenario with a set hidden fraction (all are argo_profiles)", ha="center")
+        save_png(fig, out_png, dpi_of(cfg))
+        return
     overall["fraction"] = overall["scenario"].map(lambda s: float(scenario_fractions[s]))
     panels = [("rmse", f"RMSE ({DEGC})")]
     if overall["crps"].notna().any():

@@ -42,6 +42,13 @@ def pick_example(land: np.ndarray) -> int:
     return int(coastal[np.argsort(share[coastal])[len(coastal) // 2]])
 
 
+def first_observed_level(observed: np.ndarray) -> int:
+    """The shallowest level of a (C,H,W) mask with an observation (0 if none): with per-level A
+    the surface may have none, and a figure of one level should show observations."""
+    levels = np.flatnonzero(observed.reshape(len(observed), -1).any(axis=1))
+    return int(levels[0]) if len(levels) else 0
+
+
 def dataset_example(shard_dir: str | os.PathLike[str], out_png: str | os.PathLike[str],
                     cfg: Mapping[str, Any]) -> None:
     """Fig. 1: one shard sample per depth channel: target, observation mask A, sparse input x (degC)."""
@@ -75,7 +82,8 @@ def dataset_example(shard_dir: str | os.PathLike[str], out_png: str | os.PathLik
 
 def ambient_walkthrough(train_shard_dir: str | os.PathLike[str], out_png: str | os.PathLike[str],
                         cfg: Mapping[str, Any], ambient_cfg: Mapping[str, Any]) -> None:
-    """Fig. 3: what the ambient objective sees of one training sample (shallowest level, degC).
+    """Fig. 3: what the ambient objective sees of one training sample (degC), at the shallowest
+    level with an observation (`first_observed_level`: the surface for a column-shared A).
 
     A = observation mask, B ~ Bernoulli(1 - delta) from `ambient_masks`, A~ = B * A: seen
     = A~, withheld = A & ~A~. EO and target share one colour scale with the observations.
@@ -97,16 +105,17 @@ def ambient_walkthrough(train_shard_dir: str | os.PathLike[str], out_png: str | 
         bool(ambient_cfg["shared_spatial_mask"]),
         generator=generator,
     )
-    seen = np.asarray(kept[0, 0].detach().cpu().numpy(), bool)
-    observed, valid, truth = data["observed"][i, 0], data["valid"][i, 0], data["truth"][i, 0]
-    if np.any(seen & ~observed):
-        raise DataError("ambient_masks added observations (A~ must be a subset of A)")
+    if np.any(np.asarray(kept[0].detach().cpu().numpy(), bool) & ~data["observed"][i]):
+        raise DataError("ambient_masks added observations (A~ must be a subset of A at every level)")
+    level = first_observed_level(data["observed"][i])
+    seen = np.asarray(kept[0, level].detach().cpu().numpy(), bool)
+    observed, valid, truth = data["observed"][i, level], data["valid"][i, level], data["truth"][i, level]
     withheld = observed & ~seen
     eo = data.get("eo")
     fields = [truth] + ([eo[i, 0]] if eo is not None else [])
     lo, hi = robust_range(*fields)
     ext = extent(data["lat"][i], data["lon"][i])
-    depth0 = manifest["depth"][0]
+    depth_m = manifest["depth"][level]
     delta = float(ambient_cfg["further_drop_prob"])
     panels = 6 if eo is not None else 5
     fig = new_figure(3.0 * 3 + 1.0, 2 * 2.9 + 1.0) if panels == 6 else new_figure(2.9 * 5 + 1.0, 4.2)
@@ -126,7 +135,7 @@ def ambient_walkthrough(train_shard_dir: str | os.PathLike[str], out_png: str | 
         show_map(axes[4], eo[i, 0], THERMAL, lo, hi, ext)
         axes[4].set_title("EO condition (SST)")
     im = show_map(axes[-1], truth, THERMAL, lo, hi, ext)
-    axes[-1].set_title(f"target {depth0:.4g} m (not in loss)")
+    axes[-1].set_title(f"target {depth_m:.4g} m (not in loss)")
     fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"temperature ({DEGC})")
     fig.suptitle(f"ambient objective, {manifest.get('scenario', '')} training patch {data['patch_id'][i]}")
     save_png(fig, out_png, dpi_of(cfg))

@@ -265,7 +265,9 @@ def fit_observation_prior(
             support=arrays["y_valid"].astype(bool),  # the ocean: geometry, not values
         )
     except DataError as exc:
-        raise DataError(f"model.first_guess: cannot fit the OI covariance on {train_dir} ({exc})") from exc
+        hint = "; the ambient objective fits it on the observations, so every depth level needs some" \
+            if objective == "ambient" else ""
+        raise DataError(f"model.first_guess: cannot fit the OI covariance on {train_dir} ({exc}){hint}") from exc
     log.info("first guess (%s, fitted on %s): %s", first_guess.method,
              "observations" if objective == "ambient" else "truth", prior.to_dict())
     return prior
