@@ -19,6 +19,9 @@ DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / 
 ARGO_PROFILES = "argo_profiles"
 ARGO_PROFILES_KEYS = ("surface_within_m", "salinity_fallback", "min_observed_pixels", "holdout_floats",
                       "holdout_seed")
+#: the scenario modes that read Argo files, and the keys only `argo_source: argopy` takes
+ARGO_MODES = ("argo", ARGO_PROFILES)
+ARGOPY_KEYS = ("argo_fetcher", "argo_user_mode", "argo_pres_margin", "argo_server")
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -124,6 +127,13 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
                 f"max_side ({scenario['max_side']})."
             )
         _check_scenario(name, scenario)
+        if scenario.get("argo_source") == "argopy":
+            from depthdif.data.argo_fetch import time_range
+
+            try:
+                time_range(config["data"])  # argopy fetches by date: monthly periods only
+            except ConfigError as exc:
+                raise ConfigError(f"config key 'scenarios.{name}.argo_source': {exc}") from exc
     sample = config["sample"]
     inflated = [m for m in sample["inflation_methods"] if m in config["evaluate"]["methods"]]
     if inflated and sample["members"] < 2:
@@ -168,12 +178,31 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
 
 
 def _check_scenario(name: str, scenario: dict[str, Any]) -> None:
-    """Keys that only some modes take: Argo files for the argo modes; fraction vs the argo_profiles keys."""
+    """Keys that only some modes take: Argo files (argo_paths or argo_source argopy) for the argo modes;
+    fraction vs the argo_profiles keys."""
     mode = scenario["mode"]
-    if mode in ("argo", ARGO_PROFILES) and not scenario["argo_paths"]:
+    source = scenario.get("argo_source", "files")
+    if "argo_source" in scenario and mode not in ARGO_MODES:
+        raise ConfigError(
+            f"config key 'scenarios.{name}.argo_source': only modes {list(ARGO_MODES)} read Argo files, "
+            f"but the mode is {mode!r}; remove the key or change the mode."
+        )
+    if mode in ARGO_MODES and source == "files" and not scenario["argo_paths"]:
         raise ConfigError(
             f"config key 'scenarios.{name}.argo_paths': mode {mode!r} needs Argo "
-            "_prof.nc files (a path, glob or list)."
+            "_prof.nc files (a path, glob or list), or argo_source: argopy to fetch them."
+        )
+    if source == "argopy" and scenario["argo_paths"]:
+        raise ConfigError(
+            f"config keys 'scenarios.{name}.argo_paths' and 'scenarios.{name}.argo_source': argo_source "
+            "'argopy' fetches the profiles itself and reads no argo_paths; remove argo_paths, or set "
+            "argo_source: files to use them."
+        )
+    extra = [k for k in ARGOPY_KEYS if k in scenario]
+    if source != "argopy" and extra:
+        raise ConfigError(
+            f"config key(s) {', '.join(f'scenarios.{name}.{k}' for k in extra)}: only argo_source 'argopy' "
+            "uses them; remove them or set argo_source: argopy."
         )
     if mode == ARGO_PROFILES and "fraction" in scenario:
         raise ConfigError(

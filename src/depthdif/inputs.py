@@ -1,9 +1,10 @@
 """The user's own input files (netCDF, Argo) as tracked inputs of the workflow.
 
 Every file named by `data.netcdf.paths`, `data.netcdf.eo_paths` (netcdf source) and
-`scenarios.<name>.argo_paths` (argo scenarios) becomes an input of the rules that read
-it. Snakemake reruns on a newer modification time only, so a file replaced by a copy that
-kept an older one (`cp -p`, `rsync -a`) would go unnoticed: at every start the workflow
+`scenarios.<name>.argo_paths` (argo scenarios; not with argo_source argopy, whose file rule
+retrieve_argo writes) becomes an input of the rules that read it. Snakemake reruns on a
+newer modification time only, so a file replaced by a copy that kept an older one
+(`cp -p`, `rsync -a`) would go unnoticed: at every start the workflow
 also writes `resources/inputs/<key>.sha256` (in `sha256sum` format) for each such key,
 rewritten only when a checksum or the file list changed. That file is an input too, so a
 changed content reruns exactly the jobs that read it. Checksums are cached by
@@ -67,7 +68,8 @@ def user_file_sets(config: Mapping[str, Any]) -> dict[str, list[str]]:
         if data["eo"] == "ostia":
             sets["data.netcdf.eo_paths"] = expand_user_files(data["netcdf"]["eo_paths"], "data.netcdf.eo_paths")
     for name, scenario in config["scenarios"].items():
-        if scenario["mode"] in ("argo", "argo_profiles"):  # both read Argo files in make_shards
+        # both argo modes read Argo files in make_shards; with argo_source: argopy rule retrieve_argo writes them
+        if scenario["mode"] in ("argo", "argo_profiles") and scenario.get("argo_source", "files") == "files":
             key = f"scenarios.{name}.argo_paths"
             sets[key] = expand_user_files(scenario["argo_paths"], key)
     return sets

@@ -110,6 +110,28 @@ def simulate_observations(
                         f"{scenario_cfg['fraction']}, seed {scenario_cfg['seed']}) drawn once on the full region")
 
 
+def argo_observations(grid: Grid, scenario: str, scenario_cfg: Mapping[str, Any], period: str) -> Observations:
+    """Mode argo_profiles: the real profiles of month `period` binned on the full region grid, as the
+    shards bin them per patch (`data.profiles`: θ on the depth levels, mean per cell and level); the
+    floats withheld for leave-floats-out validation (`holdout_floats`) are left out here too."""
+    from depthdif.data.argo import argo_profiles
+    from depthdif.data.holdout import holdout_platforms
+    from depthdif.data.profiles import grid_observations, profiles_on_levels
+
+    profiles = profiles_on_levels(argo_profiles(scenario_cfg["argo_paths"]), np.asarray(grid.depth, float),
+                                  surface_within_m=float(scenario_cfg["surface_within_m"]),
+                                  salinity_fallback=float(scenario_cfg["salinity_fallback"]))
+    share = float(scenario_cfg.get("holdout_floats", 0.0))
+    withheld = holdout_platforms(profiles.platform, share, int(scenario_cfg.get("holdout_seed", 0)),
+                                 where=f"scenarios.{scenario}.holdout_floats") if share > 0 else set()
+    if withheld:
+        profiles = profiles.subset(~np.isin(profiles.platform, sorted(withheld)))
+    values, count = grid_observations(profiles, period, grid.lat, grid.lon)
+    a = (count > 0) & np.isfinite(grid.y)
+    return Observations(np.where(a, values, np.nan).astype(np.float32), np.where(a, count, 0).astype(np.int32),
+                        f"Argo profiles of {period} (scenario {scenario}, {len(withheld)} floats withheld)")
+
+
 # --- learned methods -------------------------------------------------------------------------------
 
 
@@ -489,10 +511,13 @@ def run_map(
         from depthdif.data.argo import read_argo_tracks
 
         tracks = read_argo_tracks(scenario_cfg["argo_paths"])
-    obs = simulate_observations(grid, scenario, scenario_cfg, period, tracks)
+    if scenario_cfg["mode"] == "argo_profiles":
+        obs = argo_observations(grid, scenario, scenario_cfg, period)
+    else:
+        obs = simulate_observations(grid, scenario, scenario_cfg, period, tracks)
     c, h, w = grid.y.shape
-    log.info("%s %s: %d × %d px × %d levels, %d observed cells at the surface", method, period, h, w, c,
-             int(obs.mask[0].sum()))
+    log.info("%s %s: %d × %d px × %d levels, %d observed cells (any level)", method, period, h, w, c,
+             int(obs.mask.any(0).sum()))
     if method in LEARNED:
         if checkpoint is None or sample_cfg is None:
             raise ValueError(f"method {method!r} needs its model.ckpt and the sample section")
@@ -504,4 +529,4 @@ def run_map(
         fields = map_baseline(method, train_dir, baseline_cfg, grid, obs, stats, settings, int(patches_cfg["size"]))
     write_map(out_nc, fields, grid, obs, method=method, period=period, attrs={"scenario": scenario})
     return {"method": method, "period": period, "grid": [c, h, w], "windows": fields.attrs["n_windows"],
-            "members": fields.attrs["n_members"], "observed_cells": int(obs.mask[0].sum()), "path": str(out_nc)}
+            "members": fields.attrs["n_members"], "observed_cells": int(obs.mask.any(0).sum()), "path": str(out_nc)}

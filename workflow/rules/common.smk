@@ -3,6 +3,7 @@
 # rules' outputs; everything else refers to them as rules.<rule>.output.<name>.
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
@@ -69,6 +70,15 @@ def scenario_params(wildcards):
     return rule_params.scenario_params(config, wildcards.scenario)
 
 
+def argo_request(wildcards):
+    """What retrieve_argo asks argopy for (fetcher, user mode, boxes from data.region, data.periods
+    and the deepest data.depth_levels): a changed request reruns it."""
+    # imported here: it loads xarray, needed only when the rule is planned
+    from depthdif.data.argo_fetch import fetch_request
+
+    return fetch_request(config["scenarios"][wildcards.scenario], config["data"])
+
+
 def train_params(wildcards):
     """model, objective and train keys of one learned method (no diffusion key for the unet)."""
     return rule_params.train_params(config, wildcards.learned)
@@ -119,8 +129,15 @@ def source_files():
     return user_files("data.netcdf.paths") + user_files("data.netcdf.eo_paths")
 
 
+def argo_source(scenario):
+    return config["scenarios"][scenario].get("argo_source", "files")
+
+
 def argo_files(wildcards):
-    """An argo scenario's Argo files (scenarios.<name>.argo_paths)."""
+    """An argo scenario's Argo files: its argo_paths, or with argo_source argopy the file
+    retrieve_argo writes."""
+    if argo_source(wildcards.scenario) == "argopy":
+        return expand(rules.retrieve_argo.output.profiles, scenario=wildcards.scenario)
     return user_files(f"scenarios.{wildcards.scenario}.argo_paths")
 
 
@@ -166,7 +183,7 @@ def map_inputs(wildcards):
             )[0]
     elif wildcards.method != "idw":
         inputs["train"] = shards("train", scenario)
-    argo = user_files(f"scenarios.{scenario}.argo_paths")
+    argo = argo_files(SimpleNamespace(scenario=scenario))
     if argo:
         inputs["argo"] = argo
     return inputs

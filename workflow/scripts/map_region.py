@@ -31,7 +31,10 @@ with log_to(snakemake.log[0]) as log:
         data_cfg=complete(snakemake.params.data, runtime, "data"),
         patches_cfg=sections["patches"],
         scenario=sections["maps"]["scenario"],
-        scenario_cfg=sections["scenario"],
+        # argo_source argopy: the profiles rule retrieve_argo fetched, not argo_paths
+        scenario_cfg={**sections["scenario"], "argo_paths": list(snakemake.input.argo)}
+        if sections["scenario"].get("argo_source") == "argopy"
+        else sections["scenario"],
         maps_cfg=complete(sections["maps"], runtime, "maps"),
         out_nc=snakemake.output.nc,
         checkpoint=snakemake.input.get("checkpoint"),
