@@ -19,12 +19,13 @@ def test_slurm_profile_dry_run_asks_gpus_for_training_and_sampling(tmp_path: Pat
     counts = Counter(rule for rule, _ in planned_jobs(proc.stdout))
     assert counts["extract_patches"] == 312  # 1993-01 .. 2018-12, monthly
     assert counts["train_model"] == 4 * 3 and counts["sample_model"] == 4 * 3
+    assert counts["calibrate_ensemble"] == 4  # standard's validation inflation, one per scenario
     # Resources of each job, in the order the dry run lists them.
     blocks = re.split(r"\n\s*(?:local)?rule ", proc.stdout)
     for block in blocks:
         rule = block.split(":", 1)[0].strip()
         resources = re.search(r"resources: (.*)", block)
-        if rule in ("train_model", "sample_model"):
+        if rule in ("train_model", "sample_model", "calibrate_ensemble"):
             assert resources and "gpu=1" in resources.group(1), block[:500]
             assert "slurm_partition=YOUR_GPU_PARTITION" in resources.group(1)
         elif rule == "extract_patches":

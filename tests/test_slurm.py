@@ -38,7 +38,7 @@ from workflow_runner import REPO, SNAKEMAKE, make_workdir, read_config, write_co
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
 SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)\.?$", re.M)
-GPU_RULES = {"train_model", "sample_model"}
+GPU_RULES = {"train_model", "sample_model", "calibrate_ensemble"}
 LOCAL_RULES = {"retrieve", "score", "summarize"}
 POLL_SECONDS = 2  # slurm-init-seconds-before-status-checks of the test cluster (production: 40)
 
@@ -188,6 +188,7 @@ def test_tiny_workflow_on_local_slurm(cluster: slurm_cluster.Cluster, tmp_path: 
     assert counts["gather_patches"] == 1 and counts["make_shards"] == 6, counts
     assert counts["train_model"] == 2 + 6 + 1, counts  # failed unet x2, six models, the retry after SIGTERM
     assert counts["sample_model"] == 6 and counts["run_baseline"] == 4, counts
+    assert counts["calibrate_ensemble"] == 2, counts  # standard's inflation, one per scenario
     assert not LOCAL_RULES & set(counts), counts
     for rule in LOCAL_RULES:
         assert f"localrule {rule}:" in out_fail + out, rule
