@@ -28,7 +28,7 @@ import yaml
 
 import common
 
-RULE = re.compile(r"^rule\s+(\w+)\s*:", re.M)
+RULE = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.M)
 RUNS = re.compile(r"^\s+(script|shell|run|wrapper|notebook|cwl)\s*:", re.M)
 GROUP = re.compile(r"^\s+group\s*:\s*\n?\s*[\"'](\w+)[\"']", re.M)
 LOCALRULES = re.compile(r"^localrules\s*:\s*((?:\s*\w+\s*,?)+)", re.M)

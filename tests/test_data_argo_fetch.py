@@ -397,7 +397,7 @@ def test_config_defaults_and_user_files() -> None:
         "mode": "argo_profiles", "argo_source": "argopy", "argo_fetcher": "erddap", "argo_user_mode": "expert",
         "argo_pres_margin": 100.0, "argo_server": None, "argo_paths": [], "seed": 0, "min_side": 2, "max_side": 8,
         "n_tracks": 3, "sample_every": 3, "surface_within_m": 10.0, "salinity_fallback": 35.0,
-        "min_observed_pixels": 1,
+        "min_observed_pixels": 1, "holdout_floats": 0.0, "holdout_seed": 0,
     }
     assert "argo_fetcher" not in config["scenarios"]["pixel"]  # other scenarios' params stay as they were
     assert user_file_sets(config) == {}  # no user file: retrieve_argo writes it

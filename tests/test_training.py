@@ -274,8 +274,8 @@ def test_residual_model_exports_its_first_guess_when_validation_never_improves(
 ) -> None:
     """select=best_val with the OI frame: the starting weights (output layer at zero, i.e. the
     first guess) are a candidate; a run that only makes validation worse exports them."""
-    model = {**model_cfg(), "first_guess": {"method": "oi", "covariance": "matern32", "max_fit_patches": 8,
-                                            "residual_scale": "constant", "nugget": "fitted"}}
+    model = {**model_cfg(), "first_guess": {**model_cfg()["first_guess"], "method": "oi", "covariance": "matern32",
+                                            "max_fit_patches": 8, "residual_scale": "constant", "nugget": "fitted"}}
     # a destructive learning rate: every step makes the model worse than its start
     result = fit(shards, tmp_path / objective, objective, model=model, max_steps=4, lr=0.3,
                  select="best_val", val_every_n_steps=2)

@@ -93,15 +93,16 @@ def _counts(jobs: list[tuple[str, dict[str, str]]]) -> Counter[tuple[str, str, s
 )
 def test_diffusion_only_keys_do_not_plan_the_unet(done: Path, key: str, value: Any) -> None:
     counts = _counts(plan_after(done, key, value))
+    # sample.inflation_methods defaults to [standard]: its inflation is refitted with it
     assert counts == {
-        ("train_model", s, "standard"): 1 for s in SCENARIOS
-    } | {("sample_model", s, "standard"): 1 for s in SCENARIOS}
+        (rule, s, "standard"): 1 for rule in ("train_model", "calibrate_ensemble", "sample_model") for s in SCENARIOS
+    }
 
 
 @pytest.mark.parametrize(("key", "value"), [("sample.steps", 4), ("sample.members", 3), ("sample.batch_size", 4)])
 def test_sample_keys_plan_only_diffusion_sampling(done: Path, key: str, value: Any) -> None:
     counts = _counts(plan_after(done, key, value))
-    assert counts == {("sample_model", s, "standard"): 1 for s in SCENARIOS}
+    assert counts == {(rule, s, "standard"): 1 for rule in ("calibrate_ensemble", "sample_model") for s in SCENARIOS}
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_output_train_keys_plan_training_and_sampling(done: Path, key: str, valu
     counts = _counts(plan_after(done, key, value))
     assert counts == {
         (rule, s, m): 1 for rule in ("train_model", "sample_model") for s in SCENARIOS for m in ("unet", "standard")
-    }
+    } | {("calibrate_ensemble", s, "standard"): 1 for s in SCENARIOS}
 
 
 def test_a_scenario_fraction_plans_that_scenario_only(done: Path) -> None:
@@ -121,6 +122,7 @@ def test_a_scenario_fraction_plans_that_scenario_only(done: Path) -> None:
     assert counts == {
         **{("make_shards", "tracks90", split): 1 for split in ("train", "val", "test")},
         **{(rule, "tracks90", m): 1 for rule in ("train_model", "sample_model") for m in ("unet", "standard")},
+        ("calibrate_ensemble", "tracks90", "standard"): 1,
     }
 
 
