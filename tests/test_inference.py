@@ -11,6 +11,7 @@ import torch
 from depthdif.diffusion import ConditionalUNet
 from depthdif.errors import ConfigError, DataError
 from depthdif.inference import load_checkpoint, predict
+from depthdif.inflation import Inflation
 from depthdif.samples import open_samples
 from depthdif.training import train
 from shard_factory import make_shards
@@ -134,22 +135,28 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_inflation_widens_members_about_their_mean(trained: dict[str, Path], tmp_path: Path) -> None:
-    """inflation τ_c: member deviations × τ_c per level; mean and clamped observations unchanged."""
+    """inflation s' = a_c s^p_c (s the member std in degC): p = 1 scales the deviations by a_c per level; p = 0.5
+    (in degC, whatever the checkpoint's normalisation) gives s' = a sqrt(s); mean and clamped observations unchanged."""
     base = open_samples(run(trained, tmp_path, name="base.nc"))
-    out = tmp_path / "wide.nc"
-    predict(trained["standard"], trained["test"], SAMPLE, method="standard", scenario="tiny", out_nc=out,
-            device="cpu", inflation=(2.0, 3.0))
-    wide = open_samples(out)
-    assert wide.attrs["inflation"] == "2 3" and base.attrs["inflation"] == "none"
-    np.testing.assert_allclose(wide["thetao_pred"].values, base["thetao_pred"].values, atol=1e-4)
     hidden = ~base["observed"].values.astype(bool) & base["valid"].values.astype(bool)
-    for level, tau in enumerate((2.0, 3.0)):
-        s0, s1 = base["thetao_std"].values[:, level], wide["thetao_std"].values[:, level]
-        h = hidden[:, level]
-        assert float(s0[h].mean()) > 0
-        np.testing.assert_allclose(s1[h], tau * s0[h], rtol=1e-3, atol=1e-5)
     observed = base["observed"].values.astype(bool)
-    assert np.array_equal(wide["thetao_pred"].values[observed], base["thetao_true"].values[observed])
+    cases = {"scaled": (Inflation.multiplicative((2.0, 3.0)), lambda s, c: (2.0, 3.0)[c] * s),
+             "power": (Inflation((0.5, 0.7), (0.5, 0.5), (0.1, 0.1), (1.0, 1.0), (1, 1), 4), lambda s, c: (0.5, 0.7)[c]
+                       * np.sqrt(s))}
+    for name, (inflation, expected) in cases.items():
+        out = tmp_path / f"{name}.nc"
+        predict(trained["standard"], trained["test"], SAMPLE, method="standard", scenario="tiny", out_nc=out,
+                device="cpu", inflation=inflation)
+        wide = open_samples(out)
+        assert wide.attrs["inflation"] == inflation.describe() and base.attrs["inflation"] == "none"
+        np.testing.assert_allclose(wide["thetao_pred"].values, base["thetao_pred"].values, atol=1e-4)
+        for level in range(2):
+            s0, s1 = base["thetao_std"].values[:, level], wide["thetao_std"].values[:, level]
+            h = hidden[:, level]
+            assert float(s0[h].mean()) > 0
+            np.testing.assert_allclose(s1[h], expected(s0[h], level), rtol=2e-3, atol=1e-4)
+        assert np.array_equal(wide["thetao_pred"].values[observed], base["thetao_true"].values[observed])
+    assert Inflation.multiplicative((2.0, 3.0)).describe() == "a=2,p=1 a=3,p=1"
     with pytest.raises(ConfigError, match="deterministic"):
         predict(trained["unet"], trained["test"], SAMPLE, method="unet", scenario="tiny", out_nc=tmp_path / "u.nc",
-                device="cpu", inflation=(2.0, 2.0))
+                device="cpu", inflation=Inflation.multiplicative((2.0, 2.0)))

@@ -28,7 +28,6 @@ from depthdif.shards import read_manifest
 from depthdif.training.module import model_hparams
 from shard_factory import EPOCH_2015, make_shards
 from training_helpers import DEFAULTS, MODEL, OBJECTIVES, SAMPLE, section
-from workflow_runner import make_workdir, read_config, snakemake, write_config
 
 K, C, H, W, S = 4, 2, 20, 40, 16
 HEUN = edm.EDMSampling.from_cfg(section("sample.edm"))
@@ -299,28 +298,3 @@ def test_maps_defaults_params_and_config_errors() -> None:
     with pytest.raises(ConfigError, match="maps.methods"):
         validate_config({"data": {"eo": "none"}, "evaluate": {"methods": ["oi"]}, "maps": {"methods": ["oi_eo"]}})
     assert DEFAULTS["maps"]["batch_size"] >= 1
-
-
-# --- the target, end to end ------------------------------------------------------------------------------
-
-
-@pytest.mark.e2e
-def test_snakemake_maps_target_writes_the_region_maps(tmp_path: Path) -> None:
-    """`snakemake maps` on the tiny config: the test periods (read from the index, a checkpoint) × standard
-    and oi, each a CF netCDF on the region's grid and a figure."""
-    workdir = make_workdir(tmp_path / "wf")
-    config = read_config(workdir)
-    config["maps"] = {"methods": ["standard", "oi"], "write_members": True}
-    write_config(workdir, config)
-    snakemake(workdir, "--cores", "2", "maps")
-    maps = sorted((workdir / "results/maps").glob("*/*.nc"))
-    periods = {p.stem for p in maps}
-    assert {p.parent.name for p in maps} == {"standard", "oi"} and periods <= {"2015-01", "2015-02"} and periods
-    with xr.open_dataset(workdir / f"results/maps/standard/{min(periods)}.nc") as ds:
-        # region lon -40..-16, lat 30..46 at 0.5°: 48 × 32 cells; 2 levels; 2 members
-        assert dict(ds.sizes) == {"time": 1, "depth": 2, "latitude": 32, "longitude": 48, "member": 2}
-        assert ds.attrs["Conventions"] == "CF-1.8" and ds.attrs["method"] == "standard"
-        assert np.isfinite(ds["thetao_mean"].values).all()  # the tiny config has no land
-    for path in maps:
-        png = workdir / "results/figures/maps" / path.parent.name / f"{path.stem}.png"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

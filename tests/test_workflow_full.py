@@ -4,6 +4,7 @@ report builds, and the same config and seed give the same shards and metrics on 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,29 @@ def full_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = make_workdir(tmp_path_factory.mktemp("wf_full"))
     snakemake(workdir, "--cores", "2", "figures")
     return workdir
+
+
+def test_maps_target_after_a_finished_run_writes_the_region_maps(full_workdir: Path, tmp_path: Path) -> None:
+    """`snakemake maps` on a copy of the finished tiny run: only the map jobs run (the test periods,
+    read from the index, a checkpoint, × standard and oi), each a CF netCDF on the region's grid and a figure."""
+    workdir = tmp_path / "wf"
+    shutil.copytree(full_workdir, workdir, symlinks=True)  # copy2 keeps the mtimes: nothing upstream reruns
+    config = read_config(workdir)
+    config["maps"] = {"methods": ["standard", "oi"], "write_members": True}
+    write_config(workdir, config)
+    out = snakemake(workdir, "--cores", "2", "maps").stdout
+    assert {rule for rule, _ in planned_jobs(out)} <= {"map_region", "plot_map"}, out[-3000:]
+    maps = sorted((workdir / "results/maps").glob("*/*.nc"))
+    periods = {p.stem for p in maps}
+    assert {p.parent.name for p in maps} == {"standard", "oi"} and periods <= {"2015-01", "2015-02"} and periods
+    with xr.open_dataset(workdir / f"results/maps/standard/{min(periods)}.nc") as ds:
+        # region lon -40..-16, lat 30..46 at 0.5°: 48 × 32 cells; 2 levels; 2 members
+        assert dict(ds.sizes) == {"time": 1, "depth": 2, "latitude": 32, "longitude": 48, "member": 2}
+        assert ds.attrs["Conventions"] == "CF-1.8" and ds.attrs["method"] == "standard"
+        assert np.isfinite(ds["thetao_mean"].values).all()  # the tiny config has no land
+    for path in maps:
+        png = workdir / "results/figures/maps" / path.parent.name / f"{path.stem}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_figures_target_runs_the_whole_dag(full_workdir: Path) -> None:

@@ -16,7 +16,7 @@ from depthdif.dataset import ShardDataset
 from depthdif.diffusion import EDMSampling, NoiseSchedule
 from depthdif.diffusion.first_guess import ObservationPrior
 from depthdif.errors import ConfigError, DataError
-from depthdif.inflation import inflate
+from depthdif.inflation import Inflation, inflate
 from depthdif.io import seed_for
 from depthdif.reconstruction import SAMPLERS, ModelSpec, build_model, build_prior, reconstruct
 from depthdif.samples import write_samples
@@ -69,7 +69,7 @@ class _Plan:
     sampler: str
     steps: int
     eta: float
-    inflation: tuple[float, ...] | None = None
+    inflation: Inflation | None = None
 
 
 @dataclass
@@ -103,7 +103,7 @@ def predict(
     scenario: str,
     out_nc: str | os.PathLike[str],
     device: str = "auto",
-    inflation: Sequence[float] | None = None,
+    inflation: Inflation | None = None,
 ) -> dict[str, Any]:
     """Sample `members` reconstructions per test patch (1 for the unet) and write the samples netCDF.
 
@@ -111,7 +111,8 @@ def predict(
     key is a ConfigError naming it). Forward batches hold batch_size patches × members rows.
     pred = ensemble mean, std = member std (ddof=1; 0 for one member), both de-normalised with
     the checkpoint's stats. With clamping, observed pixels equal the truth exactly.
-    `inflation`: τ per depth level (`depthdif.inflation`), members widened about their mean.
+    `inflation`: the validation-fitted spread power law per level (`depthdif.inflation`), members
+    rescaled about their mean.
     Deterministic given sample.seed.
     """
     settings = SampleSettings.from_cfg(sample_cfg)
@@ -125,12 +126,13 @@ def predict(
         log.warning("method %r writes a checkpoint trained with objective %r", method, spec.objective.name)
     model = load_model(ckpt, spec, dev)
     plan = _plan(spec, settings, inflation)
+    level_std = tuple(float(v) for v in hp["stats"]["std"])
     parts: dict[str, list[np.ndarray]] = {key: [] for key in PARTS}
     done = 0
     for batch in _batches(dataset, settings.batch_size, dev):
         # one generator per batch, keyed by its first patch: batches are reproducible on their own
         generator = torch.Generator(device=dev).manual_seed(seed_for("sample", settings.seed, scenario, method, done))
-        for key, value in _sample_batch(model, batch, plan, settings, generator).items():
+        for key, value in _sample_batch(model, batch, plan, settings, generator, level_std).items():
             parts[key].append(value)
         done += len(batch["x"])
         log.info("sampled %d/%d patches", done, len(dataset))
@@ -165,7 +167,7 @@ def load_model(ckpt: Mapping[str, Any], spec: ModelSpec, dev: torch.device) -> L
     return LoadedModel(spec, net, schedule, prior)
 
 
-def _plan(spec: ModelSpec, settings: SampleSettings, inflation: Sequence[float] | None = None) -> _Plan:
+def _plan(spec: ModelSpec, settings: SampleSettings, inflation: Inflation | None = None) -> _Plan:
     """The unet: one deterministic member, no clamping; diffusion: the sample section. The recorded
     sampler is edm_heun for an EDM model, and its steps the DDPM schedule's length for ddpm."""
     if spec.deterministic:
@@ -179,7 +181,7 @@ def _plan(spec: ModelSpec, settings: SampleSettings, inflation: Sequence[float] 
         raise ConfigError("ensemble inflation needs sample.members >= 2")
     return _Plan(members=settings.members, clamp=settings.clamp_known_pixels, keep_members=settings.save_members,
                  sampler=sampler, steps=steps, eta=settings.eta,
-                 inflation=None if inflation is None else tuple(float(v) for v in inflation))
+                 inflation=inflation)
 
 
 def _batches(dataset: ShardDataset, batch_size: int, dev: torch.device) -> Iterator[dict[str, torch.Tensor]]:
@@ -189,7 +191,7 @@ def _batches(dataset: ShardDataset, batch_size: int, dev: torch.device) -> Itera
 
 def _sample_batch(
     model: LoadedModel, batch: Mapping[str, torch.Tensor], plan: _Plan, settings: SampleSettings,
-    generator: torch.Generator,
+    generator: torch.Generator, level_std: Sequence[float],
 ) -> dict[str, np.ndarray]:
     """One batch's ensemble mean and std (exact on A when clamped), members, truth and masks, and the
     RMSE of the unclamped members at the observations (normalised units), as host arrays."""
@@ -202,7 +204,7 @@ def _sample_batch(
     sq = (out - batch["x"][:, None]).square().mean(1)
     result = {"observed_mse": ((sq * known).sum((-2, -1)) / known.sum((-2, -1)).clamp_min(1)).cpu().numpy()}
     if plan.inflation is not None:
-        out = inflate(out, plan.inflation)  # about the per-pixel member mean: the mean is unchanged
+        out = inflate(out, plan.inflation, level_std)  # about the per-pixel member mean: the mean is unchanged
     if plan.clamp != "none":
         out = torch.where(known[:, None], batch["x"][:, None], out)
     mean = out.mean(1)
@@ -249,7 +251,7 @@ def _write(
             "scenario": attrs["scenario"], "sampler": plan.sampler, "steps": plan.steps, "eta": plan.eta,
             "clamp_known_pixels": plan.clamp, "seed": attrs["seed"], "n_members": plan.members,
             "global_step": attrs["global_step"],
-            "inflation": "none" if plan.inflation is None else " ".join(f"{v:.6g}" for v in plan.inflation),
+            "inflation": "none" if plan.inflation is None else plan.inflation.describe(),
         },
     )
 

@@ -46,7 +46,7 @@ from depthdif.diffusion.tiled import Blend, Tiling, tiled_sample
 from depthdif.errors import ConfigError, DataError
 from depthdif.eval.baselines import BASELINES, fit_baseline
 from depthdif.inference import LoadedModel, SampleSettings, load_checkpoint, load_model, resolve_device
-from depthdif.inflation import inflate
+from depthdif.inflation import Inflation, inflate
 from depthdif.io import atomic_output, seed_for, sha256_file
 from depthdif.masks import make_mask
 from depthdif.reconstruction import ModelSpec, member_fn, sampler_plan, unet_residual
@@ -322,10 +322,10 @@ def map_learned(
     *,
     seed_parts: Sequence[Any],
     device: str = "auto",
-    inflation: Sequence[float] | None = None,
+    inflation: Inflation | None = None,
 ) -> MapFields:
     """A trained model's map (`map_model`), de-normalised; observed cells keep their observed values
-    exactly when the sampler clamps them; `inflation`: the validation-fitted τ per level
+    exactly when the sampler clamps them; `inflation`: the validation-fitted spread power law per level
     (`depthdif.inflation`, as for the test samples). Deterministic given sample.seed and `seed_parts`."""
     ckpt = load_checkpoint(checkpoint)
     hp = ckpt["hparams"]
@@ -349,7 +349,8 @@ def map_learned(
     out = map_model(model, region, tiling, members=members, sample=sample, batch_windows=settings.batch_size,
                     generator=generator)
     if inflation is not None and members > 1:
-        out = inflate(out[None], inflation)[0]  # members about their mean, before observations are written
+        # members about their mean, before the observations are written
+        out = inflate(out[None], inflation, hp["stats"]["std"])[0]
     out = out.cpu().numpy()
     scale = np.asarray(hp["stats"]["std"], np.float32)[None, :, None, None]
     degc = (out * scale + np.asarray(hp["stats"]["mean"], np.float32)[None, :, None, None]).astype(np.float32)
@@ -364,7 +365,7 @@ def map_learned(
         "checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
         "config_hash": str(ckpt["config_hash"]), "global_step": int(ckpt["global_step"]),
         "n_members": members, "window_px": tiling.size, "stride_px": tiling.stride, "n_windows": len(tiling),
-        "inflation": "none" if inflation is None else " ".join(f"{v:.6g}" for v in inflation),
+        "inflation": "none" if inflation is None else inflation.describe(),
     }
     if not spec.deterministic:
         diffusion = spec.model.diffusion
@@ -498,7 +499,7 @@ def run_map(
     train_dir: str | os.PathLike[str] | None = None,
     baseline_cfg: Mapping[str, Any] | None = None,
     device: str = "auto",
-    inflation: Sequence[float] | None = None,
+    inflation: Inflation | None = None,
 ) -> dict[str, Any]:
     """The map of `method` at `period` (the map_region rule): grid as patch extraction reads it,
     the scenario's observations simulated on the full region, the map, its netCDF. Returns a summary."""

@@ -1,4 +1,4 @@
-"""Fit the ensemble inflation τ per depth level on the validation split (depthdif.inflation)."""
+"""Fit the ensemble inflation (a, p per depth level) on the validation split (depthdif.inflation)."""
 
 import sys
 import tempfile
@@ -28,4 +28,4 @@ with log_to(snakemake.log[0]) as log:
                 method=snakemake.wildcards.learned, scenario=snakemake.wildcards.scenario, out_nc=val_nc)
         inflation = fit_inflation(val_nc)
     inflation.to_json(out)
-    log.info("ensemble inflation (validation): τ %s from spread/skill %s", inflation.factors, inflation.spread_skill)
+    log.info("ensemble inflation (validation): %s from spread/skill %s", inflation.describe(), inflation.spread_skill)

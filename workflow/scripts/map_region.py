@@ -41,7 +41,7 @@ with log_to(snakemake.log[0]) as log:
         sample_cfg=complete(sections["sample"], runtime, "sample") if "sample" in sections else None,
         train_dir=snakemake.input.get("train"),
         baseline_cfg=sections.get("baseline"),
-        inflation=Inflation.from_json(snakemake.input.inflation).factors if "inflation" in snakemake.input.keys()
+        inflation=Inflation.from_json(snakemake.input.inflation) if "inflation" in snakemake.input.keys()
         else None,
     )
     log.info("map finished: %s", result)

@@ -18,8 +18,8 @@ from depthdif.shards import verify_shards  # noqa: E402
 
 with log_to(snakemake.log[0]) as log:
     verify_shards(snakemake.input.test)  # once per job, before reading
-    # the validation-fitted τ per level (rule calibrate_ensemble) for methods in sample.inflation_methods
-    inflation = Inflation.from_json(snakemake.input.inflation).factors if snakemake.input.inflation else None
+    # the validation-fitted inflation per level (rule calibrate_ensemble) for methods in sample.inflation_methods
+    inflation = Inflation.from_json(snakemake.input.inflation) if snakemake.input.inflation else None
     result = predict(
         checkpoint=snakemake.input.checkpoint,
         test_dir=snakemake.input.test,
