@@ -26,10 +26,18 @@ def _narrow_ensemble(path: Path, *, spread: tuple[float, ...], members: int = 6,
     z -= z.mean(1, keepdims=True)
     ens = mean[:, None] + np.asarray(spread)[None, None, :, None, None] * z
     ens = np.where(observed[:, None], filled[:, None], ens)
+    return _write_ensemble(path, truth, valid, observed, ens)
+
+
+def _write_ensemble(
+    path: Path, truth: np.ndarray, valid: np.ndarray, observed: np.ndarray, ens: np.ndarray
+) -> dict[str, np.ndarray]:
+    """A samples netCDF of members `ens` (N, K, C, 16, 16) on the tiny grid; returns the arrays."""
+    n, _, c = ens.shape[:3]
     step = 0.25 * np.arange(16)
     write_samples(
         path, pred=ens.mean(1), truth=truth, observed=observed, valid=valid, land=~valid[:, 0],
-        depth=np.asarray(DEPTHS[: len(spread)], np.float32), lat=np.tile(30.0 + step, (n, 1)),
+        depth=np.asarray(DEPTHS[:c], np.float32), lat=np.tile(30.0 + step, (n, 1)),
         lon=np.tile(-30.0 + step, (n, 1)), time=EPOCH_2015 + 86400 * np.arange(n),
         patch_id=np.array([f"p{i}" for i in range(n)]), std=ens.std(1, ddof=1), members=ens,
         attrs={"method": "standard", "scenario": "tiny", "checkpoint": "", "config_hash": "test"},
@@ -80,14 +88,7 @@ def test_power_law_flattens_the_spread_deciles(tmp_path: Path) -> None:
     z = rng.normal(size=(8, 12, *filled.shape[1:]))
     z = (z - z.mean(1, keepdims=True)) / z.std(1, ddof=1, keepdims=True)
     ens = np.where(observed[:, None], filled[:, None], mean[:, None] + s[:, None] * z)
-    step = 0.25 * np.arange(16)
-    write_samples(
-        tmp_path / "val.nc", pred=ens.mean(1), truth=truth, observed=observed, valid=valid, land=~valid[:, 0],
-        depth=np.asarray(DEPTHS[:1], np.float32), lat=np.tile(30.0 + step, (8, 1)), lon=np.tile(-30.0 + step, (8, 1)),
-        time=EPOCH_2015 + 86400 * np.arange(8), patch_id=np.array([f"p{i}" for i in range(8)]), std=ens.std(1, ddof=1),
-        members=ens, attrs={"method": "standard", "scenario": "tiny", "checkpoint": "", "config_hash": "test"},
-    )
-    arrays = {"truth": truth, "valid": valid, "observed": observed, "members": ens}
+    arrays = _write_ensemble(tmp_path / "val.nc", truth, valid, observed, ens)
     fitted = fit_inflation(tmp_path / "val.nc")
     assert 0.4 <= fitted.exponents[0] <= 0.6, fitted
     ss, ratios, _ = _deciles_after(arrays, fitted)

@@ -116,33 +116,39 @@ def fit_inflation(samples_nc: str | os.PathLike[str]) -> Inflation:
         pixels = hidden & sel[None, :, None, None]
         s, err = std[pixels], (mean - truth)[pixels]
         p = spread_exponent(s, err, k)
-        scaled = np.where(s > 0, s, 0.0) ** p * (s > 0)
-        # pooled spread/skill of s' = a s^p is 1: sqrt((K+1)/K) a sqrt(mean s^2p) = RMSE
-        a = float(math.sqrt(np.mean(np.square(err))) / (math.sqrt((k + 1) / k) * math.sqrt(np.mean(np.square(scaled)))))
+        a = _pooled_scale(s, err, p, k)
         for c in spread_levels:
             factors[c], exponents[c] = a, p
     return Inflation(tuple(factors), tuple(exponents), tuple(float(v) for v in ss), tuple(float(v) for v in rmse),
                      tuple(int(v) for v in n_hidden), int(k))
 
 
+def _pooled_scale(spread: np.ndarray, error: np.ndarray, p: float, members: int) -> float:
+    """a with pooled spread/skill 1 for s' = a s^p: sqrt((K+1)/K) a sqrt(mean s^2p) = RMSE (s = 0 stays 0)."""
+    scaled = np.where(spread > 0, spread ** p, 0.0)
+    return float(math.sqrt(np.mean(np.square(error)))
+                 / (math.sqrt((members + 1) / members) * math.sqrt(np.mean(np.square(scaled)))))
+
+
 def spread_exponent(spread: np.ndarray, error: np.ndarray, members: int, bins: int = 10) -> float:
-    """p in [0, 1] (steps of 0.01) whose power law s' = a s^p, a set by the pooled spread/skill, puts the
-    spread deciles' RMSE/spread (`metrics.spread_error_bins`, the figure `calibration.csv` reports) closest
-    to 1 in the worst decile; 1 (plain scaling) when fewer than 3 deciles have spread."""
+    """p in [0, 1] (steps of 0.01) whose power law s' = a s^p, a from `_pooled_scale`, puts the spread
+    deciles' RMSE/spread (`metrics.spread_error_bins` of the finite-ensemble corrected spread, the figure
+    `calibration.csv` reports) closest to 1 in the worst decile; 1 (plain scaling) when fewer than 3
+    deciles have spread."""
+    # sorted once by s: s^p keeps that order, so each spread_error_bins sort below is of sorted data (linear)
+    # and every p is scored on the same deciles
     order = np.argsort(spread, kind="stable")
-    parts = [q for q in np.array_split(order, bins) if len(q)]
-    rmse_bins = np.array([np.sqrt(np.mean(np.square(error[q]))) for q in parts])
-    ok = np.array([np.any(spread[q] > 0) for q in parts]) & (rmse_bins > 0)
-    if ok.sum() < 3:
+    spread, error = spread[order], error[order]
+    first = metrics.spread_error_bins(spread, error, bins)["ratio"]
+    if np.count_nonzero(np.isfinite(first) & (first > 0)) < 3:
         return 1.0
     correction = math.sqrt((members + 1) / members)
-    rmse_all = math.sqrt(np.mean(np.square(error)))
     best, best_p = math.inf, 1.0
     for p in np.round(np.linspace(1.0, 0.0, 101), 2):  # from plain scaling down: ties keep the larger p
-        sp = np.where(spread > 0, spread, 0.0) ** p * (spread > 0)
-        a = rmse_all / (correction * math.sqrt(np.mean(np.square(sp))))
-        spread_bins = np.array([correction * a * math.sqrt(np.mean(np.square(sp[q]))) for q in parts])
-        worst = np.max(np.abs(np.log(rmse_bins[ok] / spread_bins[ok])))
+        scaled = _pooled_scale(spread, error, p, members) * np.where(spread > 0, spread ** p, 0.0)
+        ratio = metrics.spread_error_bins(correction * scaled, error, bins)["ratio"]
+        ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+        worst = float(np.max(np.abs(np.log(ratio))))
         if worst < best - 1e-12:
             best, best_p = worst, float(p)
     return best_p
