@@ -29,22 +29,26 @@ from depthdif.inference import predict  # noqa: E402
 COLUMNS = ["scenario", "method", "rmse", "ratio_to_oi", "observed_rmse", "jump_ratio", "crps", "spread_skill"]
 
 
-def score_val(workdir: Path, methods: list[str] | None = None) -> pd.DataFrame:
-    cfg = validate_config(yaml.safe_load((workdir / "config.yaml").read_text()))
-    out = workdir / "val"
+def score_val(workdir: Path, methods: list[str] | None = None, sample: dict[str, str] | None = None,
+              split: str = "val", scenarios: list[str] | None = None) -> pd.DataFrame:
+    """`sample`: sample-section keys to override (YAML values), e.g. {"final_update": "oi_increment"}."""
+    raw = yaml.safe_load((workdir / "config.yaml").read_text())
+    raw.setdefault("sample", {}).update({k: yaml.safe_load(v) for k, v in (sample or {}).items()})
+    cfg = validate_config(raw)
+    out = workdir / ("_".join([split, *(f"{k}-{v}" for k, v in sorted((sample or {}).items()))]))
     out.mkdir(exist_ok=True)
     csvs = []
-    for scenario in cfg["scenarios"]:
+    for scenario in scenarios or cfg["scenarios"]:
         shards = workdir / "results" / "shards" / scenario
         for method in methods or cfg["evaluate"]["methods"]:
             nc = out / f"{scenario}_{method}.nc"
             ckpt = workdir / "results" / "models" / scenario / method / "model.ckpt"
             if ckpt.exists():
-                predict(checkpoint=ckpt, test_dir=shards / "val", sample_cfg=cfg["sample"], method=method,
+                predict(checkpoint=ckpt, test_dir=shards / split, sample_cfg=cfg["sample"], method=method,
                         scenario=scenario, out_nc=nc)
             elif method in ("idw", "oi", "oi_eo"):
                 section = "oi" if method == "oi_eo" else method
-                run_baseline(method, shards / "val", shards / "train", cfg["evaluate"][section],
+                run_baseline(method, shards / split, shards / "train", cfg["evaluate"][section],
                              scenario=scenario, out_nc=nc)
             else:
                 continue  # a learned method this run did not train
@@ -63,11 +67,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("workdirs", type=Path, nargs="+", help="folders of finished workflow runs")
     p.add_argument("--methods", nargs="+", default=None, help="default: the run's evaluate.methods")
+    p.add_argument("--sample", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="sample-section keys to override, e.g. final_update=oi_increment")
+    p.add_argument("--scenarios", nargs="+", default=None, help="default: every scenario of the run")
+    p.add_argument("--split", default="val", choices=["val", "test"],
+                   help="val (designs are chosen here) or test (the final figures only)")
     args = p.parse_args()
+    sample = dict(item.split("=", 1) for item in args.sample)
     pd.set_option("display.width", 200)
     for workdir in args.workdirs:
-        print(f"# {workdir} (validation split)")
-        print(score_val(workdir, args.methods).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"# {workdir} ({args.split} split{', sample ' + str(sample) if sample else ''})")
+        rows = score_val(workdir, args.methods, sample, args.split, args.scenarios)
+        print(rows.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
 if __name__ == "__main__":

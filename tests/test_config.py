@@ -49,6 +49,8 @@ def test_empty_config_is_the_schema_default() -> None:
         ),
         (lambda c: c["scenarios"].update(a={"mode": "argo", "fraction": 0.9}), ["scenarios.a.argo_paths"]),
         (lambda c: c["data"].update(source="netcdf"), ["data.netcdf.paths"]),
+        (lambda c: c["model"].update(first_guess={"method": "none"}),
+         ["sample.final_update", "'oi_increment'", "model.first_guess.method", "overwrite"]),
         (lambda c: c["data"].update(source="netcdf", netcdf={"paths": "a.nc"}), ["data.netcdf.eo_paths", "ostia"]),
         # the U-Net halves the patch len(dim_mults)-1 times: 20 px cannot take three halvings
         (lambda c: (c["patches"].update(size=20, stride=20), c["model"]["backbone"].update(dim_mults=[1, 2, 2, 2])),

@@ -176,3 +176,43 @@ def test_cached_item_fields_give_the_same_frame() -> None:
     rot = prior.item_fields({"x": torch.rot90(y * a, 1, (-2, -1))[0].numpy(),
                              "x_valid": torch.rot90(a, 1, (-2, -1))[0].numpy()})
     assert np.allclose(rot["fg"], np.rot90(items[0]["fg"], 1, (-2, -1)), atol=1e-4)
+
+
+def _jump(field: torch.Tensor, observed: torch.Tensor) -> float:
+    """Mean |f − mean of its 8 neighbours| at observed interior pixels."""
+    kernel = torch.ones(1, 1, 3, 3) / 8.0
+    kernel[0, 0, 1, 1] = 0.0
+    flat = field.reshape(-1, 1, *field.shape[-2:])
+    neighbours = torch.nn.functional.conv2d(flat, kernel).reshape(*field.shape[:-2], *(s - 2 for s in field.shape[-2:]))
+    inner = observed[..., 1:-1, 1:-1] > 0.5
+    return float((field[..., 1:-1, 1:-1] - neighbours).abs()[inner].mean())
+
+
+@pytest.mark.parametrize("length_px", [None, 2.0])
+def test_oi_increment_meets_the_observations_without_pasted_dots(length_px: float | None) -> None:
+    """field + k_*ᵀK⁻¹(A ⊙ (x − field)): exact at the observations (zero nugget), no step next to them,
+    and with a short kernel the field is unchanged far from every observation."""
+    y, a = _fields(seed=3)
+    prior = ObservationPrior(_params())
+    field = y + 0.3  # a smooth field off its observations by 0.3 everywhere
+    out = prior.increment(field, y * a, a, length_px)
+    obs = a > 0.5
+    assert float((out - y)[obs].abs().max()) < 2e-3
+    pasted = torch.where(obs, y, field)  # what overwriting leaves
+    assert _jump(pasted, a) > 0.25 and _jump(out, a) < 0.1 * _jump(pasted, a)
+    # the increment solves the zero-mean OI of the misfit: its value at any pixel is k_*ᵀ K⁻¹ d
+    ell = 6.0 if length_px is None else length_px
+    i = 0
+    pts = obs[i, 0].nonzero().double()
+    d = (y - field)[i, 0][obs[i, 0]].double()
+    k = lambda r: 0.5 * (1 + np.sqrt(3) * r / ell) * torch.exp(-np.sqrt(3) * r / ell)  # noqa: E731 matern32
+    gram = k(torch.cdist(pts, pts)) + 1e-6 * 0.5 * torch.eye(len(pts), dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij"), -1).reshape(-1, 2)
+    expected = field[i, 0].double().reshape(-1) + k(torch.cdist(grid.double(), pts)) @ torch.linalg.solve(gram, d)
+    assert torch.allclose(out[i, 0].double().reshape(-1), expected, atol=2e-4)
+    if length_px is not None:  # local: 3 observations in a corner leave the far side's field as it was
+        corner = torch.zeros_like(a)
+        corner[..., 1:4:2, 1:4:2] = 1.0
+        local = prior.increment(field, y * corner, corner, length_px)
+        assert torch.allclose(local[..., :, 14:], field[..., :, 14:], atol=1e-3)  # ≥ 5 lengths away
+        assert float((local - field)[..., 1, 1].abs().min()) > 0.25

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from depthdif.diffusion import ConditionalUNet
 from depthdif.errors import ConfigError, DataError
@@ -160,3 +161,33 @@ def test_inflation_widens_members_about_their_mean(trained: dict[str, Path], tmp
     with pytest.raises(ConfigError, match="deterministic"):
         predict(trained["unet"], trained["test"], SAMPLE, method="unet", scenario="tiny", out_nc=tmp_path / "u.nc",
                 device="cpu", inflation=Inflation.multiplicative((2.0, 2.0)))
+
+
+def test_first_guess_checkpoint_recentres_the_trained_members(trained: dict[str, Path], tmp_path: Path) -> None:
+    """A checkpoint whose selected weights give one field for every member (the first guess won the
+    selection) and that carries a trained step's weights: x_k = x̄_sel + (x_k' − x̄'), the selected mean
+    with exactly the trained members' deviations."""
+    ckpt = load_checkpoint(trained["standard"])
+    flat = {k: (torch.zeros_like(v) if k.startswith("final_conv") else v) for k, v in ckpt["state_dict"].items()}
+    torch.save({**ckpt, "state_dict": flat, "selected_step": 0}, tmp_path / "first_guess.ckpt")
+    torch.save({**ckpt, "state_dict": flat, "selected_step": 0, "spread_state_dict": ckpt["state_dict"],
+                "spread_step": 2}, tmp_path / "recentred.ckpt")
+
+    def sample(ckpt_path: Path, name: str) -> xr.Dataset:  # one method name: the same member noise
+        predict(ckpt_path, trained["test"], SAMPLE, method="standard", scenario="tiny", out_nc=tmp_path / name,
+                device="cpu")
+        return open_samples(tmp_path / name)
+
+    plain, fg = sample(trained["standard"], "plain.nc"), sample(tmp_path / "first_guess.ckpt", "fg.nc")
+    rc = sample(tmp_path / "recentred.ckpt", "rc.nc")
+    hidden = ~rc["observed"].values.astype(bool) & rc["valid"].values.astype(bool)
+    assert float(fg["thetao_std"].values[hidden].max()) == 0.0  # every member of the selected weights alike
+    np.testing.assert_allclose(rc["thetao_pred"].values[hidden], fg["thetao_pred"].values[hidden], atol=1e-4)
+    deviation = lambda ds: (ds["thetao_members"] - ds["thetao_pred"]).transpose("member", ...).values  # noqa: E731
+    np.testing.assert_allclose(deviation(rc)[:, hidden], deviation(plain)[:, hidden], atol=1e-4)
+    assert float(rc["thetao_std"].values[hidden].mean()) > 0.01
+    np.testing.assert_allclose(rc["thetao_std"].values[hidden], plain["thetao_std"].values[hidden],
+                               rtol=1e-3, atol=1e-4)
+    observed = rc["observed"].values.astype(bool)
+    assert np.array_equal(rc["thetao_pred"].values[observed], rc["thetao_true"].values[observed])
+    assert "trained step 2" in rc.attrs["members_from"] and plain.attrs["members_from"] == "sampled"

@@ -285,6 +285,12 @@ def test_residual_model_exports_its_first_guess_when_validation_never_improves(
     net.load_state_dict(ckpt["state_dict"])
     assert float(net.final_conv.weight.abs().max()) == 0.0 and float(net.final_conv.bias.abs().max()) == 0.0
     assert ckpt["hparams"]["prior"]["length_scale"][0] > 0
+    # a diffusion model keeps its best trained step for the spread of its members; the unet has none
+    if objective == "standard":
+        assert ckpt["spread_step"] in (2, 4)
+        assert float(ckpt["spread_state_dict"]["final_conv.weight"].abs().max()) > 0.0
+    else:
+        assert "spread_state_dict" not in ckpt
 
     # with a sane rate the selection follows validation: a later step may win (never worse than step 0)
     ok = fit(shards, tmp_path / f"{objective}_ok", objective, model=model, max_steps=4, select="best_val",
@@ -317,3 +323,9 @@ def test_best_weights_needs_the_margin_to_leave_the_starting_weights() -> None:
     restored = BestWeights(0.02)
     restored.load_state_dict(picked.state_dict())
     assert restored.start_loss == 1.0 and restored.best_step == 8
+    # the best trained step is kept whatever the margin, and is the selected one once that wins
+    kept = run(0.02, scores)
+    assert kept.best_step == 0 and kept.trained_step == 4 and kept.trained_loss == 0.985
+    assert float(kept.trained_state["weight"].item()) == 4.0  # type: ignore[index]
+    assert picked.trained_step == 8 and picked.best_state is picked.trained_state
+    assert restored.trained_step == 8

@@ -33,7 +33,9 @@ TRAIN: dict[str, Any] = merge(DEFAULTS["train"], {
     "checkpoint_every_n_steps": 2,
 })
 #: the sample section of the inference tests (3 DDIM steps, 3 members, batches of 4)
-SAMPLE: dict[str, Any] = merge(DEFAULTS["sample"], {"steps": 3, "members": 3, "batch_size": 4})
+# MODEL has no first guess: its misfit cannot be OI-interpolated (sample.final_update oi_increment)
+SAMPLE: dict[str, Any] = merge(DEFAULTS["sample"], {"steps": 3, "members": 3, "batch_size": 4,
+                                                    "final_update": "overwrite"})
 
 
 def model_cfg(**backbone: Any) -> dict[str, Any]:

@@ -142,6 +142,12 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
             f"validation split, which needs sample.members >= 2 (it is {sample['members']}); raise "
             "sample.members or set sample.inflation_methods: []."
         )
+    if sample["final_update"] == "oi_increment" and config["model"]["first_guess"]["method"] == "none":
+        raise ConfigError(
+            "config key 'sample.final_update': 'oi_increment' interpolates each member's misfit at its observations "
+            "with the model's OI first guess, and model.first_guess.method is 'none'; set sample.final_update: "
+            "overwrite, or model.first_guess.method: oi."
+        )
     if config["data"]["source"] == "netcdf" and not config["data"]["netcdf"]["paths"]:
         raise ConfigError(
             "config key 'data.netcdf.paths': data.source is 'netcdf' but no files are given; "

@@ -20,12 +20,14 @@ from depthdif.inflation import Inflation, inflate
 from depthdif.io import seed_for
 from depthdif.reconstruction import SAMPLERS, ModelSpec, build_model, build_prior, reconstruct
 from depthdif.samples import write_samples
-from depthdif.sections import choice, flag, integer, number, section
+from depthdif.sections import choice, flag, integer, number, optional_number, section
 from depthdif.shards import Holdout, denormalise, load_holdout
 
 log = logging.getLogger("depthdif.inference")
 
 CLAMPS = ("none", "overwrite", "renoise")
+#: how the observations enter each finished member when clamping: written over it, or its misfit OI-interpolated
+FINAL_UPDATES = ("overwrite", "oi_increment")
 #: what a sampled batch contributes to the samples file, in the order it is collected
 PARTS = ("mean", "std", "members", "y", "x_valid", "y_valid", "land", "observed_mse")
 
@@ -38,6 +40,8 @@ class SampleSettings:
     steps: int
     eta: float
     clamp_known_pixels: str
+    final_update: str
+    increment_length_px: float | None
     members: int
     save_members: bool
     batch_size: int
@@ -51,6 +55,8 @@ class SampleSettings:
             steps=integer(cfg, "steps", where),
             eta=number(cfg, "eta", where),
             clamp_known_pixels=choice(cfg, "clamp_known_pixels", where, CLAMPS),
+            final_update=choice(cfg, "final_update", where, FINAL_UPDATES),
+            increment_length_px=optional_number(cfg, "increment_length_px", where),
             members=integer(cfg, "members", where),
             save_members=flag(cfg, "save_members", where),
             batch_size=integer(cfg, "batch_size", where),
@@ -70,6 +76,7 @@ class _Plan:
     steps: int
     eta: float
     inflation: Inflation | None = None
+    final_update: str = "overwrite"
 
 
 @dataclass
@@ -80,6 +87,15 @@ class LoadedModel:
     net: torch.nn.Module
     schedule: NoiseSchedule
     prior: ObservationPrior | None
+    #: the trained step whose members are recentred on `net`'s (the first guess won the selection)
+    spread_net: torch.nn.Module | None = None
+    spread_step: int | None = None
+
+    def describe_members(self) -> str:
+        """For the samples' attrs: where the members come from."""
+        if self.spread_net is None:
+            return "sampled"
+        return f"first guess (selected) + the deviations of trained step {self.spread_step}'s members"
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -143,6 +159,7 @@ def predict(
     _write(out_nc, arrays, dataset, hp, plan, load_holdout(test_dir), attrs={
         "checkpoint": str(checkpoint), "config_hash": str(ckpt["config_hash"]), "method": method,
         "scenario": scenario, "seed": settings.seed, "global_step": int(ckpt["global_step"]),
+        "members_from": model.describe_members(),
     })
     log.info("wrote %s (%d patches × %d members)", out_nc, done, plan.members)
     return {"path": str(out_nc), "n_patches": done, "members": plan.members, "method": method, "scenario": scenario,
@@ -164,7 +181,33 @@ def load_model(ckpt: Mapping[str, Any], spec: ModelSpec, dev: torch.device) -> L
     prior = build_prior(spec)
     if prior is not None:
         prior.to(dev)
-    return LoadedModel(spec, net, schedule, prior)
+    spread_net = None
+    if "spread_state_dict" in ckpt and not spec.deterministic:
+        spread_net, _ = build_model(spec)
+        spread_net.load_state_dict(ckpt["spread_state_dict"])
+        spread_net.to(dev).eval()
+    return LoadedModel(spec, net, schedule, prior, spread_net,
+                       None if spread_net is None else int(ckpt["spread_step"]))
+
+
+def sample_members(
+    model: LoadedModel, batch: Mapping[str, torch.Tensor], *, members: int, clamp: str, settings: SampleSettings,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """(B, K, C, H, W) normalised members, the model's own values at A (`reconstruct`, clamp_final False).
+
+    With a spread net (the first guess won the validation selection, so every member of the selected
+    weights is it): x_k = x̄_sel + (x_k' − x̄'), the selected mean (one member) plus the deviations of
+    the trained step's members about their own mean — the ensemble recentred on the selected mean.
+    """
+    kw = dict(sampler=settings.sampler, steps=settings.steps, eta=settings.eta, clamp=clamp,
+              edm_sampling=settings.edm, prior=model.prior, clamp_final=False, generator=generator)
+    if model.spread_net is None or members < 2:
+        return reconstruct(model.net, model.schedule, batch, model.spec, members=members, **kw)
+    # the spread members first: they are drawn exactly as the trained step's own ensemble would be
+    spread = reconstruct(model.spread_net, model.schedule, batch, model.spec, members=members, **kw)
+    centre = reconstruct(model.net, model.schedule, batch, model.spec, members=1, **kw)
+    return centre + (spread - spread.mean(1, keepdim=True))
 
 
 def _plan(spec: ModelSpec, settings: SampleSettings, inflation: Inflation | None = None) -> _Plan:
@@ -179,9 +222,12 @@ def _plan(spec: ModelSpec, settings: SampleSettings, inflation: Inflation | None
     steps = settings.steps if sampler in ("ddim", "edm_heun") else diffusion.timesteps
     if inflation is not None and settings.members < 2:
         raise ConfigError("ensemble inflation needs sample.members >= 2")
+    if settings.final_update == "oi_increment" and spec.model.first_guess.method == "none":
+        raise ConfigError("sample.final_update = 'oi_increment' interpolates each member's misfit with the model's "
+                          "OI first guess, and this model has none (model.first_guess.method: none): use 'overwrite'")
     return _Plan(members=settings.members, clamp=settings.clamp_known_pixels, keep_members=settings.save_members,
-                 sampler=sampler, steps=steps, eta=settings.eta,
-                 inflation=inflation)
+                 sampler=sampler, steps=steps, eta=settings.eta, inflation=inflation,
+                 final_update=settings.final_update if settings.clamp_known_pixels != "none" else "none")
 
 
 def _batches(dataset: ShardDataset, batch_size: int, dev: torch.device) -> Iterator[dict[str, torch.Tensor]]:
@@ -195,14 +241,14 @@ def _sample_batch(
 ) -> dict[str, np.ndarray]:
     """One batch's ensemble mean and std (exact on A when clamped), members, truth and masks, and the
     RMSE of the unclamped members at the observations (normalised units), as host arrays."""
-    out = reconstruct(
-        model.net, model.schedule, batch, model.spec, sampler=settings.sampler, steps=settings.steps,
-        eta=settings.eta, clamp=plan.clamp, members=plan.members, edm_sampling=settings.edm, prior=model.prior,
-        clamp_final=False, generator=generator,
-    )  # (B, K, C, H, W) normalised, the model's own values at A
+    # (B, K, C, H, W) normalised, the model's own values at A
+    out = sample_members(model, batch, members=plan.members, clamp=plan.clamp, settings=settings, generator=generator)
     known = batch["x_valid"] > 0.5
     sq = (out - batch["x"][:, None]).square().mean(1)
     result = {"observed_mse": ((sq * known).sum((-2, -1)) / known.sum((-2, -1)).clamp_min(1)).cpu().numpy()}
+    if plan.final_update == "oi_increment":
+        out = oi_increment(model.prior, out, batch["x"], batch["x_valid"],  # type: ignore[arg-type]
+                           settings.increment_length_px)
     if plan.inflation is not None:
         out = inflate(out, plan.inflation, level_std)  # about the per-pixel member mean: the mean is unchanged
     if plan.clamp != "none":
@@ -221,6 +267,18 @@ def _sample_batch(
         result[key] = batch[key].cpu().numpy()
     result["land"] = batch["land"][:, 0].cpu().numpy()
     return result
+
+
+def oi_increment(
+    prior: ObservationPrior, members: torch.Tensor, x: torch.Tensor, observed: torch.Tensor,
+    length_px: float | None = None,
+) -> torch.Tensor:
+    """(B, K, C, H, W) members, each plus the OI of its own misfit at the observations
+    (`ObservationPrior.increment`, conditioning by kriging): they meet the observations without pasted dots."""
+    b, k = members.shape[:2]
+    flat = members.reshape(b * k, *members.shape[2:])
+    out = prior.increment(flat, x.repeat_interleave(k, 0), observed.repeat_interleave(k, 0), length_px)
+    return out.reshape(members.shape)
 
 
 def _write(
@@ -249,8 +307,9 @@ def _write(
         attrs={
             "checkpoint": attrs["checkpoint"], "config_hash": attrs["config_hash"], "method": attrs["method"],
             "scenario": attrs["scenario"], "sampler": plan.sampler, "steps": plan.steps, "eta": plan.eta,
-            "clamp_known_pixels": plan.clamp, "seed": attrs["seed"], "n_members": plan.members,
-            "global_step": attrs["global_step"],
+            "clamp_known_pixels": plan.clamp, "final_update": plan.final_update, "seed": attrs["seed"],
+            "n_members": plan.members,
+            "global_step": attrs["global_step"], "members_from": attrs["members_from"],
             "inflation": "none" if plan.inflation is None else plan.inflation.describe(),
         },
     )

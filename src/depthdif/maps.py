@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -276,8 +276,26 @@ def map_model(
     out = frame.to_field(tiled_sample(plan, window_fn, tiling, x_T, batch_windows=batch_windows,
                                       generator=generator)).float()
     if sample.clamp_known_pixels != "none":
+        if sample.final_update == "oi_increment":
+            out = _tiled_increment(model.prior, out, region, tiling, batch_windows,  # type: ignore[arg-type]
+                                   sample.increment_length_px)
         out = torch.where(known_mask, region.x[None], out)
     return out
+
+
+def _tiled_increment(prior: ObservationPrior, members: Tensor, region: _Region, tiling: Tiling,
+                     batch_windows: int, length_px: float | None) -> Tensor:
+    """(K, C, H, W) members plus the OI of their misfit at the observations, per window and blended
+    (`ObservationPrior.increment`, as `inference.oi_increment` does per patch)."""
+    k, c = members.shape[:2]
+    blend = Blend(tiling, (k, c), members.device)
+    for windows in tiling.batches(batch_windows):
+        field = tiling.cut(members, windows)  # (n, K, C, s, s)
+        x = tiling.cut(region.x, windows).repeat_interleave(k, 0)
+        a = tiling.cut(region.a, windows).repeat_interleave(k, 0)
+        flat = field.reshape(-1, *field.shape[2:])
+        blend.add(windows, (prior.increment(flat, x, a, length_px) - flat).reshape(field.shape))
+    return members + blend.result(members.dtype)
 
 
 # --- the map of one method and period ------------------------------------------------------------
@@ -341,13 +359,23 @@ def map_learned(
     tiling = _tiling(grid, int(hp["size"]), settings.stride)
     dev = resolve_device(device)
     model = load_model(ckpt, spec, dev)
+    if not spec.deterministic and sample.final_update == "oi_increment" and model.prior is None:
+        raise ConfigError(f"sample.final_update = 'oi_increment' needs the model's OI first guess and {checkpoint} "
+                          "has none (model.first_guess.method: none): use 'overwrite'")
     region = _region_inputs(grid, obs, hp["stats"], tiling, dev)
     if not spec.deterministic and settings.members is None:
         raise ConfigError("config key 'maps.members' is null: pass the resolved maps section (params.maps_section)")
     members = 1 if spec.deterministic else int(settings.members)  # type: ignore[arg-type]
     generator = torch.Generator(device=dev).manual_seed(seed_for("map", sample.seed, *seed_parts))
-    out = map_model(model, region, tiling, members=members, sample=sample, batch_windows=settings.batch_size,
-                    generator=generator)
+    if model.spread_net is not None and members > 1:
+        # the first guess won the selection: the trained step's members recentred on it (`sample_members`)
+        spread = map_model(replace(model, net=model.spread_net, spread_net=None), region, tiling, members=members,
+                           sample=sample, batch_windows=settings.batch_size, generator=generator)
+        out = map_model(model, region, tiling, members=1, sample=sample, batch_windows=settings.batch_size,
+                        generator=generator) + (spread - spread.mean(0, keepdim=True))
+    else:
+        out = map_model(model, region, tiling, members=members, sample=sample, batch_windows=settings.batch_size,
+                        generator=generator)
     if inflation is not None and members > 1:
         # members about their mean, before the observations are written
         out = inflate(out[None], inflation, hp["stats"]["std"])[0]
@@ -368,10 +396,12 @@ def map_learned(
         "inflation": "none" if inflation is None else inflation.describe(),
     }
     if not spec.deterministic:
+        attrs["members_from"] = model.describe_members()
         diffusion = spec.model.diffusion
         sampler = "edm_heun" if diffusion.formulation == "edm" else sample.sampler
         attrs.update(sampler=sampler, steps=sample.steps if sampler != "ddpm" else diffusion.timesteps,
                      eta=sample.eta, clamp_known_pixels=sample.clamp_known_pixels, seed=sample.seed,
+                     final_update=sample.final_update if sample.clamp_known_pixels != "none" else "none",
                      blending="shared state per sampler step (MultiDiffusion), one noise field per member")
     keep = settings.write_members and not spec.deterministic
     return MapFields(mean, std, np.where(valid[None], degc, np.nan).astype(np.float32) if keep else None, attrs)

@@ -144,13 +144,16 @@ class ObservationPrior(nn.Module):
         return self._table
 
     @torch.no_grad()
-    def interpolate(self, x: Tensor, observed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(level m, first guess g, its std s_g), each (B, C, ·) float32, from x on `observed`."""
-        level, guess, std, _, _ = self.interpolate_with_loo(x, observed)
+    def interpolate(self, x: Tensor, observed: Tensor, with_level: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """(level m, first guess g, its std s_g), each (B, C, ·) float32, from x on `observed`;
+        with_level False: m = 0 (simple kriging: g → 0 away from the observations)."""
+        level, guess, std, _, _ = self.interpolate_with_loo(x, observed, with_level)
         return level, guess, std
 
     @torch.no_grad()
-    def interpolate_with_loo(self, x: Tensor, observed: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def interpolate_with_loo(
+        self, x: Tensor, observed: Tensor, with_level: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """`interpolate` plus, per field, the mean squared leave-one-out OI error at the
         observations, e_i = α_i / (K⁻¹)_ii (closed form), and the number of observations."""
         b, c, h, w = x.shape
@@ -159,7 +162,7 @@ class ObservationPrior(nn.Module):
         values = x.to(f64).reshape(b * c, h * w)
         obs = (observed > 0.5).reshape(b * c, h * w)
         n_obs = obs.sum(1)
-        level = (values * obs).sum(1) / n_obs.clamp_min(1)
+        level = (values * obs).sum(1) / n_obs.clamp_min(1) if with_level else values.new_zeros(b * c)
         ch = torch.arange(b * c, device=dev) % c
         var = self.variance.to(f64)[ch]
         nug = self.nugget.to(f64)[ch]
@@ -215,6 +218,25 @@ class ObservationPrior(nn.Module):
         shape = (b, c, h, w)
         return (level.reshape(b, c, 1, 1).float(), guess.reshape(shape).float(), std.reshape(shape).float(),
                 loo_ms.reshape(b, c).float(), n_obs.reshape(b, c))
+
+    @torch.no_grad()
+    def increment(self, field: Tensor, x: Tensor, observed: Tensor, length_px: float | None = None) -> Tensor:
+        """field + k_*ᵀ K⁻¹ d, the zero-mean OI of its misfit d = A ⊙ (x − field), each (N, C, H, W).
+
+        The field then meets its observations (exactly with a zero nugget) and the correction fades
+        with distance from them, so no step is left next to an observation. `length_px`: the
+        kernel's length scale (pixels; None: the fitted one) — a short one keeps the correction local."""
+        prior = self if length_px is None else self._with_length(float(length_px))
+        misfit = torch.where(observed > 0.5, x - field, torch.zeros_like(field))
+        _, correction, _ = prior.interpolate(misfit, observed, with_level=False)
+        return field + correction.to(field.dtype)
+
+    def _with_length(self, length_px: float) -> ObservationPrior:
+        cache: dict[float, ObservationPrior] = self.__dict__.setdefault("_length_variants", {})
+        if length_px not in cache:
+            params = replace(self.params, length_scale=(length_px,) * len(self.params.length_scale))
+            cache[length_px] = ObservationPrior(params).to(self.variance.device)
+        return cache[length_px]
 
     def item_fields(self, item: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The first guess of one item (C, H, W) from its (x, A), as extra dataset arrays

@@ -269,6 +269,10 @@ class BestWeights(Callback):
     weights only when its score is lower by more than `margin` (relative): on a small
     validation split, smaller gains are within the noise of the selection. The state
     travels in the resume checkpoint, so a resumed run keeps its best so far.
+
+    The best trained step (lowest score after step 0, margin or not) is kept as well: when the
+    starting weights win, a diffusion model's members are all its first guess, and the export
+    recentres the trained step's members on it for their spread (`inference.sample_members`).
     """
 
     def __init__(self, margin: float) -> None:
@@ -277,24 +281,41 @@ class BestWeights(Callback):
         self.best_loss = math.inf
         self.best_step = -1
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.trained_loss = math.inf
+        self.trained_step = -1
+        self.trained_state: dict[str, torch.Tensor] | None = None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         loss = pl_module.mean_val_loss()  # type: ignore[operator]
-        if loss is None or not math.isfinite(loss) or loss >= self.best_loss:
+        if loss is None or not math.isfinite(loss):
             return
-        if trainer.global_step == 0:
+        step = int(trainer.global_step)
+        if step > 0 and loss < self.trained_loss:
+            self.trained_loss, self.trained_step = loss, step
+            self.trained_state = _cpu_state(pl_module)
+        if loss >= self.best_loss:
+            return
+        if step == 0:
             self.start_loss = loss
         elif loss >= self.start_loss * (1.0 - self.margin):
             return
-        self.best_loss, self.best_step = loss, int(trainer.global_step)
-        self.best_state = {k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()}  # type: ignore[union-attr]
+        self.best_loss, self.best_step = loss, step
+        self.best_state = self.trained_state if step > 0 else _cpu_state(pl_module)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_loss": self.best_loss, "best_step": self.best_step, "best_state": self.best_state,
-                "start_loss": self.start_loss}
+                "start_loss": self.start_loss, "trained_loss": self.trained_loss, "trained_step": self.trained_step,
+                "trained_state": self.trained_state}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_loss = float(state_dict.get("best_loss", math.inf))
         self.best_step = int(state_dict.get("best_step", -1))
         self.best_state = state_dict.get("best_state")
         self.start_loss = float(state_dict.get("start_loss", math.inf))
+        self.trained_loss = float(state_dict.get("trained_loss", math.inf))
+        self.trained_step = int(state_dict.get("trained_step", -1))
+        self.trained_state = state_dict.get("trained_state")
+
+
+def _cpu_state(pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()}  # type: ignore[union-attr]

@@ -225,6 +225,13 @@ def _export(
         "state_dict": state, "hparams": hparams, "global_step": int(trainer.global_step),
         "selected_step": selected_step, "config_hash": run_hash, "ema": ema is not None,
     }
+    if (best is not None and selected_step == 0 and best.trained_state is not None
+            and module.objective != "unet"):
+        # the first guess won: its members would all be the first guess; the best trained step's
+        # members give the spread, recentred on it at sampling
+        export.update(spread_state_dict=best.trained_state, spread_step=best.trained_step)
+        log.info("members: the first guess recentres the members of step %d (validation loss %.5g)",
+                 best.trained_step, best.trained_loss)
     images = export_images(state_dir / IMAGES, out_dir / IMAGES)
     metrics_path = merge_metrics(state_dir / LOGS, out_dir / "metrics.csv")
     with atomic_output(out_dir / "model.ckpt") as tmp:
