@@ -191,3 +191,13 @@ def test_first_guess_checkpoint_recentres_the_trained_members(trained: dict[str,
     observed = rc["observed"].values.astype(bool)
     assert np.array_equal(rc["thetao_pred"].values[observed], rc["thetao_true"].values[observed])
     assert "trained step 2" in rc.attrs["members_from"] and plain.attrs["members_from"] == "sampled"
+
+
+def test_oi_increment_needs_the_models_first_guess(trained: dict[str, Path], tmp_path: Path) -> None:
+    """The test models have no first guess (model.first_guess.method: none): their misfit has no OI to
+    spread it, and sampling says so before any member is drawn; without clamping nothing is updated."""
+    with pytest.raises(ConfigError, match="sample.final_update = 'oi_increment'.*first_guess.method: none"):
+        run(trained, tmp_path, final_update="oi_increment")
+    assert not (tmp_path / "s.nc").exists()
+    ds = open_samples(run(trained, tmp_path, final_update="oi_increment", clamp_known_pixels="none"))
+    assert ds.attrs["final_update"] == "none"

@@ -64,6 +64,17 @@ class SampleSettings:
             edm=EDMSampling.from_cfg(*section(cfg, "edm", where)),
         )
 
+    def applied_final_update(self, spec: ModelSpec, where: object) -> str:
+        """What a diffusion model's finished members get: 'none' without clamping, else `final_update`;
+        'oi_increment' needs the model's OI first guess (`spec.prior`; `where` names the model)."""
+        if self.clamp_known_pixels == "none":
+            return "none"
+        if self.final_update == "oi_increment" and spec.prior is None:
+            raise ConfigError(f"sample.final_update = 'oi_increment' interpolates each member's misfit with the "
+                              f"model's OI first guess, and {where} has none (model.first_guess.method: none): "
+                              "use 'overwrite'")
+        return self.final_update
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -206,8 +217,12 @@ def sample_members(
         return reconstruct(model.net, model.schedule, batch, model.spec, members=members, **kw)
     # the spread members first: they are drawn exactly as the trained step's own ensemble would be
     spread = reconstruct(model.spread_net, model.schedule, batch, model.spec, members=members, **kw)
-    centre = reconstruct(model.net, model.schedule, batch, model.spec, members=1, **kw)
-    return centre + (spread - spread.mean(1, keepdim=True))
+    return recentre(reconstruct(model.net, model.schedule, batch, model.spec, members=1, **kw), spread, 1)
+
+
+def recentre(centre: torch.Tensor, members: torch.Tensor, dim: int) -> torch.Tensor:
+    """centre + (x_k − x̄): the members' deviations about their mean (member axis `dim`) moved onto `centre`."""
+    return centre + (members - members.mean(dim, keepdim=True))
 
 
 def _plan(spec: ModelSpec, settings: SampleSettings, inflation: Inflation | None = None) -> _Plan:
@@ -222,12 +237,9 @@ def _plan(spec: ModelSpec, settings: SampleSettings, inflation: Inflation | None
     steps = settings.steps if sampler in ("ddim", "edm_heun") else diffusion.timesteps
     if inflation is not None and settings.members < 2:
         raise ConfigError("ensemble inflation needs sample.members >= 2")
-    if settings.final_update == "oi_increment" and spec.model.first_guess.method == "none":
-        raise ConfigError("sample.final_update = 'oi_increment' interpolates each member's misfit with the model's "
-                          "OI first guess, and this model has none (model.first_guess.method: none): use 'overwrite'")
     return _Plan(members=settings.members, clamp=settings.clamp_known_pixels, keep_members=settings.save_members,
                  sampler=sampler, steps=steps, eta=settings.eta, inflation=inflation,
-                 final_update=settings.final_update if settings.clamp_known_pixels != "none" else "none")
+                 final_update=settings.applied_final_update(spec, "this model"))
 
 
 def _batches(dataset: ShardDataset, batch_size: int, dev: torch.device) -> Iterator[dict[str, torch.Tensor]]:

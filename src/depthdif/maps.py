@@ -45,7 +45,15 @@ from depthdif.diffusion.settings import ConditioningSettings
 from depthdif.diffusion.tiled import Blend, Tiling, tiled_sample
 from depthdif.errors import ConfigError, DataError
 from depthdif.eval.baselines import BASELINES, fit_baseline
-from depthdif.inference import LoadedModel, SampleSettings, load_checkpoint, load_model, resolve_device
+from depthdif.inference import (
+    LoadedModel,
+    SampleSettings,
+    load_checkpoint,
+    load_model,
+    oi_increment,
+    recentre,
+    resolve_device,
+)
 from depthdif.inflation import Inflation, inflate
 from depthdif.io import atomic_output, seed_for, sha256_file
 from depthdif.masks import make_mask
@@ -276,7 +284,7 @@ def map_model(
     out = frame.to_field(tiled_sample(plan, window_fn, tiling, x_T, batch_windows=batch_windows,
                                       generator=generator)).float()
     if sample.clamp_known_pixels != "none":
-        if sample.final_update == "oi_increment":
+        if sample.applied_final_update(spec, "this model") == "oi_increment":
             out = _tiled_increment(model.prior, out, region, tiling, batch_windows,  # type: ignore[arg-type]
                                    sample.increment_length_px)
         out = torch.where(known_mask, region.x[None], out)
@@ -285,16 +293,13 @@ def map_model(
 
 def _tiled_increment(prior: ObservationPrior, members: Tensor, region: _Region, tiling: Tiling,
                      batch_windows: int, length_px: float | None) -> Tensor:
-    """(K, C, H, W) members plus the OI of their misfit at the observations, per window and blended
-    (`ObservationPrior.increment`, as `inference.oi_increment` does per patch)."""
-    k, c = members.shape[:2]
-    blend = Blend(tiling, (k, c), members.device)
+    """(K, C, H, W) members plus the OI of their misfit at the observations: `inference.oi_increment`
+    of each window (its members as a batch of one patch's), the increments blended."""
+    blend = Blend(tiling, members.shape[:2], members.device)
     for windows in tiling.batches(batch_windows):
         field = tiling.cut(members, windows)  # (n, K, C, s, s)
-        x = tiling.cut(region.x, windows).repeat_interleave(k, 0)
-        a = tiling.cut(region.a, windows).repeat_interleave(k, 0)
-        flat = field.reshape(-1, *field.shape[2:])
-        blend.add(windows, (prior.increment(flat, x, a, length_px) - flat).reshape(field.shape))
+        updated = oi_increment(prior, field, tiling.cut(region.x, windows), tiling.cut(region.a, windows), length_px)
+        blend.add(windows, updated - field)
     return members + blend.result(members.dtype)
 
 
@@ -359,9 +364,7 @@ def map_learned(
     tiling = _tiling(grid, int(hp["size"]), settings.stride)
     dev = resolve_device(device)
     model = load_model(ckpt, spec, dev)
-    if not spec.deterministic and sample.final_update == "oi_increment" and model.prior is None:
-        raise ConfigError(f"sample.final_update = 'oi_increment' needs the model's OI first guess and {checkpoint} "
-                          "has none (model.first_guess.method: none): use 'overwrite'")
+    final_update = "none" if spec.deterministic else sample.applied_final_update(spec, checkpoint)
     region = _region_inputs(grid, obs, hp["stats"], tiling, dev)
     if not spec.deterministic and settings.members is None:
         raise ConfigError("config key 'maps.members' is null: pass the resolved maps section (params.maps_section)")
@@ -371,8 +374,8 @@ def map_learned(
         # the first guess won the selection: the trained step's members recentred on it (`sample_members`)
         spread = map_model(replace(model, net=model.spread_net, spread_net=None), region, tiling, members=members,
                            sample=sample, batch_windows=settings.batch_size, generator=generator)
-        out = map_model(model, region, tiling, members=1, sample=sample, batch_windows=settings.batch_size,
-                        generator=generator) + (spread - spread.mean(0, keepdim=True))
+        out = recentre(map_model(model, region, tiling, members=1, sample=sample, batch_windows=settings.batch_size,
+                                 generator=generator), spread, 0)
     else:
         out = map_model(model, region, tiling, members=members, sample=sample, batch_windows=settings.batch_size,
                         generator=generator)
@@ -401,7 +404,7 @@ def map_learned(
         sampler = "edm_heun" if diffusion.formulation == "edm" else sample.sampler
         attrs.update(sampler=sampler, steps=sample.steps if sampler != "ddpm" else diffusion.timesteps,
                      eta=sample.eta, clamp_known_pixels=sample.clamp_known_pixels, seed=sample.seed,
-                     final_update=sample.final_update if sample.clamp_known_pixels != "none" else "none",
+                     final_update=final_update,
                      blending="shared state per sampler step (MultiDiffusion), one noise field per member")
     keep = settings.write_members and not spec.deterministic
     return MapFields(mean, std, np.where(valid[None], degc, np.nan).astype(np.float32) if keep else None, attrs)
