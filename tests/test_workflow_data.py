@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -168,7 +169,12 @@ def test_netcdf_source_and_argo_scenario_on_real_files(tmp_path: Path, real_data
         n_hidden += int((~land & ~observed).sum())
     assert abs(n_hidden / n_ocean - 0.9) < 0.05
 
-    # The user's files are inputs, checked by content: nothing to do while they are unchanged ...
+    # The user's files are inputs, checked by content: nothing to do while they are unchanged,
+    # also once touched or re-staged with a newer modification time ...
+    assert planned_jobs(snakemake(workdir, "-n", "data").stdout) == []
+    later = time.time_ns() + 3_600 * 10**9
+    for path in [inputs / "levitus.nc", *(inputs / "argo").glob("*_prof.nc")]:
+        os.utime(path, ns=(later, later))
     assert planned_jobs(snakemake(workdir, "-n", "data").stdout) == []
     checksums = (workdir / "resources/inputs/scenarios.argo90.argo_paths.sha256").read_text()
     assert "  inputs/argo/1900857_prof.nc" in checksums

@@ -1,14 +1,15 @@
-"""The user's own input files (netCDF, Argo) as tracked inputs of the workflow.
+"""The user's own input files (netCDF, Argo) as tracked inputs of the workflow, by content.
 
 Every file named by `data.netcdf.paths`, `data.netcdf.eo_paths` (netcdf source) and
 `scenarios.<name>.argo_paths` (argo scenarios; not with argo_source argopy, whose file rule
-retrieve_argo writes) becomes an input of the rules that read it. Snakemake reruns on a
-newer modification time only, so a file replaced by a copy that kept an older one
-(`cp -p`, `rsync -a`) would go unnoticed: at every start the workflow
-also writes `resources/inputs/<key>.sha256` (in `sha256sum` format) for each such key,
-rewritten only when a checksum or the file list changed. That file is an input too, so a
-changed content reruns exactly the jobs that read it. Checksums are cached by
-(size, mtime, ctime, inode): a start re-reads only files whose status changed.
+retrieve_argo writes) is checked at every start (a glob that matches nothing stops the
+workflow), and `resources/inputs/<key>.sha256` (in `sha256sum` format) is written for each such
+key, rewritten only when a checksum or the file list changed. That file, not the files
+themselves, is the input of the rules that read them: Snakemake compares modification times, so
+with the files as inputs a copy that kept an older time (`cp -p`, `rsync -a`) of an edited file
+would go unnoticed, and a touched or re-staged copy of an unchanged one would rerun everything.
+Checksums are cached by (size, mtime, ctime, inode): a start re-reads only files whose status
+changed.
 """
 
 from __future__ import annotations

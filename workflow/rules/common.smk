@@ -114,14 +114,16 @@ def map_params(wildcards):
     return rule_params.map_params(config, wildcards.method)
 
 
-# --- the user's own files (inputs, with their content checksums) ---
+# --- the user's own files (tracked by their content checksums) ---
 
 
 def user_files(key):
-    """The files of one config key and their checksum file ([] when the key is not used)."""
+    """The checksum file of one config key's files ([] when the key is not used): their content is
+    the input, so a changed file reruns its jobs and a touched or re-staged copy does not. The
+    jobs read the files by the config key (params)."""
     if key not in USER_FILES:
         return []
-    return [*USER_FILES[key], USER_CHECKSUMS[key]]
+    return [USER_CHECKSUMS[key]]
 
 
 def source_files():
@@ -162,7 +164,7 @@ def shards(split, scenario="{scenario}"):
 
 def map_inputs(wildcards):
     """A map's inputs: the period's raw file(s), the train stats, the model (learned methods) or the
-    train shards (oi, oi_eo fit on them), the map scenario's Argo files (mode argo)."""
+    train shards (oi, oi_eo fit on them), the map scenario's Argo files (mode argo: their checksum file)."""
     scenario = MAPS["scenario"]
     inputs = {
         key: expand(path, period=wildcards.period)[0]
