@@ -164,7 +164,7 @@ def shards(split, scenario="{scenario}"):
 
 def map_inputs(wildcards):
     """A map's inputs: the period's raw file(s), the train stats, the model (learned methods) or the
-    train shards (oi, oi_eo fit on them), the map scenario's Argo files (mode argo: their checksum file)."""
+    train shards (oi, oi_eo fit on them), the map scenario's Argo files (mode argo)."""
     scenario = MAPS["scenario"]
     inputs = {
         key: expand(path, period=wildcards.period)[0]
