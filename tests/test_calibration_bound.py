@@ -34,7 +34,7 @@ def test_the_crps_optimal_spread_is_narrow_only_for_heavy_tails() -> None:
     assert np.all((gaussian["pool-ss1"][:, 2] > 0.85) & (gaussian["pool-ss1"][:, 3] < 1.15))
     # 1 % at 10x carries half the squared error: the sharpest calibrated-in-CRPS spread is far narrower
     assert np.all(heavy["oracle"][:, 0] < 0.8), heavy["oracle"]
-    assert np.all(heavy["pool-ss1"][:, 1] > 1.02) and np.all(heavy["oracle"][:, 1] == 1.0)
+    assert np.all(heavy["pool-ss1"][:, 1] > 1.02)
     assert np.all(heavy["pool-crps"][:, 1] >= 1.0)
 
 

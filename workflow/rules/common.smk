@@ -127,7 +127,7 @@ def user_files(key):
 
 
 def source_files():
-    """The netcdf source's files (data.netcdf.paths, and eo_paths with eo: ostia)."""
+    """The netcdf source's tracked files (data.netcdf.paths, and eo_paths with eo: ostia): checksums."""
     return user_files("data.netcdf.paths") + user_files("data.netcdf.eo_paths")
 
 
@@ -136,8 +136,8 @@ def argo_source(scenario):
 
 
 def argo_files(wildcards):
-    """An argo scenario's Argo files: its argo_paths, or with argo_source argopy the file
-    retrieve_argo writes."""
+    """An argo scenario's Argo input: its argo_paths' checksum file, or with argo_source argopy
+    the file retrieve_argo writes."""
     if argo_source(wildcards.scenario) == "argopy":
         return expand(rules.retrieve_argo.output.profiles, scenario=wildcards.scenario)
     return user_files(f"scenarios.{wildcards.scenario}.argo_paths")
